@@ -1,0 +1,57 @@
+//go:build linux
+
+package arena
+
+import (
+	"bytes"
+	"os"
+
+	"github.com/zcio/zcio/internal/unix"
+)
+
+func mapRegion(cfg Config) (*region, error) {
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	if cfg.Prefault {
+		flags |= unix.MAP_POPULATE
+	}
+	mem, err := unix.Mmap(-1, 0, cfg.Blocks*cfg.BlockSize, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, err
+	}
+	m := &region{mem: mem, st: new(counters)}
+	if cfg.HugePages {
+		m.huge = unix.Madvise(mem, unix.MADV_HUGEPAGE) == nil && thpAllowed()
+	}
+	if cfg.Debug {
+		// Every block starts on the free list, so the whole region starts closed.
+		m.debug = unix.Mprotect(mem, unix.PROT_NONE) == nil
+	}
+	return m, nil
+}
+
+// thpAllowed reports whether transparent huge pages are enabled for madvise'd
+// regions ("always" or "madvise" selected in sysfs).
+func thpAllowed() bool {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	return err == nil && !bytes.Contains(b, []byte("[never]"))
+}
+
+func (m *region) unmap() error {
+	if !m.unmapped.CompareAndSwap(false, true) {
+		return nil
+	}
+	return unix.Munmap(m.mem)
+}
+
+// protect opens (a block being handed out) or closes (a block going back to
+// the free list) one block in debug mode. A failure here means the mapping is
+// broken, which no caller can recover from.
+func (a *Arena) protect(id uint16, open bool) {
+	prot := unix.PROT_NONE
+	if open {
+		prot = unix.PROT_READ | unix.PROT_WRITE
+	}
+	if err := unix.Mprotect(a.Bytes(id), prot); err != nil {
+		panic("zcio/arena: debug mprotect block: " + err.Error())
+	}
+}
