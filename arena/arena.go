@@ -277,12 +277,11 @@ type Stats struct {
 // Stats returns a snapshot of the counters. Under concurrent use the fields
 // are read one by one, so they may be a few operations apart.
 func (a *Arena) Stats() Stats {
-	gives := a.st.gives.Load()
-	takes := a.st.takes.Load()
+	takes, gives := a.free.counts()
 	return Stats{
 		Blocks:      a.n,
 		BlockSize:   a.blockSize,
-		InUse:       int(takes - gives),
+		InUse:       a.st.used(),
 		PeakInUse:   int(a.st.peak.Load()),
 		Takes:       takes,
 		GiveBacks:   gives,
@@ -291,14 +290,14 @@ func (a *Arena) Stats() Stats {
 }
 
 // InUse returns the number of blocks taken and not yet given back.
-func (a *Arena) InUse() int { return a.st.inUse() }
+func (a *Arena) InUse() int { return a.st.used() }
 
 // Close unmaps the arena. While blocks are in use it returns an error matching
 // ErrInUse that says how many, and leaves the memory mapped so that no view
 // points at unmapped memory; call Close again once they are back. Closing
 // twice returns ErrClosed.
 func (a *Arena) Close() error {
-	if n := a.st.inUse(); n > 0 {
+	if n := a.st.used(); n > 0 {
 		return fmt.Errorf("zcio/arena: close: %w: %d of %d blocks", ErrInUse, n, a.n)
 	}
 	if !a.closed.CompareAndSwap(false, true) {

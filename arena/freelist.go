@@ -1,44 +1,103 @@
 package arena
 
-import "sync/atomic"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+)
 
-// freeList is a lock-free LIFO stack of block ids (a Treiber stack). The head
-// packs a tag in its high 32 bits and id+1 in its low 32 bits (0 = empty); the
-// tag changes on every push and pop so a CAS cannot succeed on a head that was
-// popped and pushed back in between (the ABA problem). LIFO order hands out
-// the block most recently given back, whose lines are likeliest still cached.
+// maxShards bounds how many independent stacks the free list is split into.
+const maxShards = 8
+
+// freeList holds the free block ids in up to maxShards lock-free LIFO stacks
+// (Treiber stacks). Block id lives in shard id % len(shards) and always goes
+// back there, so goroutines giving back different blocks rarely touch the same
+// cache line; Take starts at a random shard and moves on when one is empty, so
+// it finds a free block whenever any shard has one.
 type freeList struct {
-	head atomic.Uint64
-	next []atomic.Uint32 // next[id] = id+1 of the entry below id, 0 at the bottom
+	shards []shard
+	mask   uint32
+	next   []atomic.Uint32 // next[id] = id+1 of the entry below id in its shard, 0 at the bottom
+}
+
+// shard is one stack plus its share of the counters, alone on its cache lines.
+// The head packs a tag in its high 32 bits and id+1 in its low 32 bits (0 =
+// empty); the tag changes on every push and pop so a CAS cannot succeed on a
+// head that was popped and pushed back in between (the ABA problem).
+type shard struct {
+	head  atomic.Uint64
+	takes atomic.Uint64
+	gives atomic.Uint64
+	_     [40]byte
 }
 
 func (f *freeList) init(n int) {
-	f.next = make([]atomic.Uint32, n)
-	for i := 0; i < n-1; i++ {
-		f.next[i].Store(uint32(i + 2))
+	ns := 1
+	for ns*2 <= n && ns < maxShards {
+		ns *= 2
 	}
-	f.head.Store(1) // block 0 on top: ids go out in ascending order at first
+	f.shards = make([]shard, ns)
+	f.mask = uint32(ns - 1)
+	f.next = make([]atomic.Uint32, n)
+	// Push in descending order so each shard hands out its lowest id first.
+	for id := n - 1; id >= 0; id-- {
+		f.push(uint16(id))
+	}
+	for i := range f.shards {
+		f.shards[i].gives.Store(0)
+	}
 }
 
+// pop takes a free id, trying every shard once from a random start.
 func (f *freeList) pop() (uint16, bool) {
+	start := rand.Uint32()
+	for i := uint32(0); i <= f.mask; i++ {
+		s := &f.shards[(start+i)&f.mask]
+		if id, ok := s.pop(f.next); ok {
+			s.takes.Add(1)
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// push gives id back to its home shard.
+func (f *freeList) push(id uint16) {
+	s := &f.shards[uint32(id)&f.mask]
+	s.push(id, f.next)
+	s.gives.Add(1)
+}
+
+// counts sums the per-shard counters. Gives are read first so that, under
+// concurrent use, takes - gives never goes negative.
+func (f *freeList) counts() (takes, gives uint64) {
+	for i := range f.shards {
+		gives += f.shards[i].gives.Load()
+	}
+	for i := range f.shards {
+		takes += f.shards[i].takes.Load()
+	}
+	return takes, gives
+}
+
+func (s *shard) pop(next []atomic.Uint32) (uint16, bool) {
 	for {
-		h := f.head.Load()
+		h := s.head.Load()
 		top := uint32(h)
 		if top == 0 {
 			return 0, false
 		}
-		below := f.next[top-1].Load()
-		if f.head.CompareAndSwap(h, nextTag(h)|uint64(below)) {
+		below := next[top-1].Load()
+		if s.head.CompareAndSwap(h, nextTag(h)|uint64(below)) {
 			return uint16(top - 1), true
 		}
 	}
 }
 
-func (f *freeList) push(id uint16) {
+func (s *shard) push(id uint16, next []atomic.Uint32) {
 	for {
-		h := f.head.Load()
-		f.next[id].Store(uint32(h))
-		if f.head.CompareAndSwap(h, nextTag(h)|(uint64(id)+1)) {
+		h := s.head.Load()
+		next[id].Store(uint32(h))
+		if s.head.CompareAndSwap(h, nextTag(h)|(uint64(id)+1)) {
 			return
 		}
 	}

@@ -16,7 +16,7 @@ type region struct {
 // counted in use mean views may exist (they do not keep the Arena alive), so
 // the mapping is left in place rather than pulled out from under them.
 func (m *region) release() {
-	if m.st.inUse() == 0 {
+	if m.st.used() == 0 {
 		_ = m.unmap()
 	}
 }
