@@ -66,3 +66,6 @@ const (
 	SHUT_WR   = linux.SHUT_WR
 	SHUT_RDWR = linux.SHUT_RDWR
 )
+
+// Gettid returns the caller's OS thread id.
+func Gettid() int { return linux.Gettid() }

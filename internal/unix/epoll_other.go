@@ -62,3 +62,6 @@ func SetNonblock(fd int, nonblocking bool) error { return notSupported("setnonbl
 
 // Shutdown is not supported on this OS through this shim.
 func Shutdown(fd, how int) error { return notSupported("shutdown") }
+
+// Gettid returns -1: thread ids are not available through this shim.
+func Gettid() int { return -1 }

@@ -1,0 +1,23 @@
+// Package fallback is zcio's engine for kernels and sandboxes without io_uring
+// (old kernels, io_uring_disabled, container seccomp profiles): epoll readiness
+// plus blocks from the shared [arena.Arena].
+//
+// One [Engine] owns one epoll instance and one loop goroutine (on a locked OS
+// thread). When an attached socket is readable the loop reads it straight
+// into the engine's current arena block and hands the bytes to the
+// connection's [Sink] as a segment: a block id, an offset and a length,
+// with one reference to the block that the sink then owns. Reads from all
+// connections land one after another in the same block, so memory follows
+// data in flight: an idle connection holds no block, and many small messages
+// share one block instead of using one each.
+//
+// Back-pressure: when a sink says it holds enough (Deliver returns true), or
+// the arena runs dry, the loop stops watching that socket; the data waits in
+// the kernel's socket buffer and TCP flow control slows the sender. Nothing is
+// dropped. [Engine.Resume] (or blocks coming back) starts it again.
+//
+// Ownership: the engine never closes a connection's fd. After
+// [Engine.Detach] the loop removes the fd from epoll and calls
+// [Sink.Detached]; from then on the engine never touches the fd, and its owner
+// may close it.
+package fallback

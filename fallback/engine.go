@@ -1,0 +1,68 @@
+package fallback
+
+import (
+	"errors"
+
+	"github.com/zcio/zcio/arena"
+)
+
+// Errors returned by this package; match them with errors.Is.
+var (
+	ErrClosed      = errors.New("zcio/fallback: engine closed")
+	ErrNoArena     = errors.New("zcio/fallback: config has no arena")
+	ErrTooManyFDs  = errors.New("zcio/fallback: too many connections")
+	ErrUnsupported = errors.New("zcio/fallback: epoll engine not supported on this OS")
+)
+
+// Sink receives one connection's data. Every method is called on the
+// engine's loop goroutine, never concurrently for one connection.
+type Sink interface {
+	// Deliver hands over the bytes [off, off+n) of block ref, with one
+	// reference to the block that the sink now owns and must release. The
+	// bytes outside that range belong to other segments, possibly of other
+	// connections. Deliver returns true to pause the connection (it holds
+	// enough) until [Engine.Resume].
+	Deliver(ref arena.Ref, off, n int) (pause bool)
+	// Flush is called once after a batch of Deliver calls.
+	Flush()
+	// End says that no more data will come: io.EOF after the peer's orderly
+	// shutdown, the read error, or ErrClosed when the engine stops. It is
+	// called at most once. The fd stays the owner's until [Sink.Detached].
+	End(err error)
+	// Detached is called once the engine has stopped watching the fd, after
+	// [Engine.Detach] or the engine's Close. The engine never touches the fd
+	// again.
+	Detached()
+}
+
+// Config configures an [Engine].
+type Config struct {
+	// Arena provides the blocks that data is read into. Required; it may be
+	// shared with other engines and must outlive the engine.
+	Arena *arena.Arena
+	// MinRoom is the least room a partly filled block must have to take the
+	// next read; below it the engine moves on to a fresh block. Zero means a
+	// quarter of the block size.
+	MinRoom int
+	// ReadsPerEvent bounds the reads made from one socket per readiness event,
+	// so one busy connection cannot hold up the others. Zero means 4.
+	ReadsPerEvent int
+	// MaxConns bounds the connections attached at once. Zero means 1<<20.
+	MaxConns int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Arena == nil {
+		return c, ErrNoArena
+	}
+	if c.MinRoom <= 0 || c.MinRoom > c.Arena.BlockSize() {
+		c.MinRoom = c.Arena.BlockSize() / 4
+	}
+	if c.ReadsPerEvent <= 0 {
+		c.ReadsPerEvent = 4
+	}
+	if c.MaxConns <= 0 || c.MaxConns > maxSlots {
+		c.MaxConns = maxSlots
+	}
+	return c, nil
+}

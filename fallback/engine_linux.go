@@ -1,0 +1,427 @@
+//go:build linux
+
+package fallback
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/unix"
+)
+
+// wakeSlot marks the engine's own eventfd in epoll events.
+const wakeSlot = ^uint32(0)
+
+// starvedPollMillis is how often a loop with connections waiting for blocks
+// looks at the arena again, in case blocks came back without a wake-up
+// (released by code that does not call [Engine.BlocksFreed]).
+const starvedPollMillis = 2
+
+// Connection states, owned by the loop.
+const (
+	stateWatched  = iota // in epoll, reading
+	statePaused          // out of epoll: its sink holds enough
+	stateStarved         // out of epoll: the arena was dry
+	stateEnded           // out of epoll: end of stream or error delivered
+	stateDetached        // out of the table; Detached delivered
+)
+
+// Engine is one epoll loop reading attached sockets into arena blocks. Its
+// methods are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	a     *arena.Arena
+	epfd  int
+	evfd  int
+	slots slotTable[conn]
+	gen   atomic.Uint32
+	tid   atomic.Int64 // the loop's OS thread id, for OnLoop
+
+	mu      sync.Mutex
+	cmds    []command
+	closing bool
+	woken   atomic.Bool // an eventfd write is pending; coalesces wake-ups
+
+	starving atomic.Bool // some connection waits for blocks
+	done     chan struct{}
+
+	// Owned by the loop goroutine.
+	tail    tailBlock
+	events  []unix.EpollEvent
+	work    []command
+	ready   []*conn
+	starved []*conn
+}
+
+type command struct {
+	op uint8
+	c  *conn
+}
+
+const (
+	opResume = iota + 1
+	opDetach
+	opShutdown
+)
+
+// conn is one attached socket. Its fields other than the atomics are owned
+// by the loop.
+type conn struct {
+	fd       int
+	slot     uint32
+	gen      uint32
+	sink     Sink
+	state    uint8
+	queued   bool        // in the loop's ready list
+	detachRq atomic.Bool // Detach was called
+}
+
+// Conn is an attached connection: the handle for [Engine.Resume] and
+// [Engine.Detach].
+type Conn struct{ c *conn }
+
+// New creates an engine and starts its loop goroutine.
+func New(cfg Config) (*Engine, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("zcio/fallback: new engine: %w", err)
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("zcio/fallback: new engine: %w", os.NewSyscallError("epoll_create1", err))
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("zcio/fallback: new engine: %w", os.NewSyscallError("eventfd", err))
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1, Pad: 0} // int32(-1) is wakeSlot
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("zcio/fallback: new engine: %w", os.NewSyscallError("epoll_ctl", err))
+	}
+	e := &Engine{
+		cfg:    cfg,
+		a:      cfg.Arena,
+		epfd:   epfd,
+		evfd:   evfd,
+		done:   make(chan struct{}),
+		events: make([]unix.EpollEvent, 256),
+		tail:   tailBlock{a: cfg.Arena, minRoom: cfg.MinRoom},
+	}
+	e.slots.limit = uint32(cfg.MaxConns)
+	started := make(chan struct{})
+	go e.loop(started)
+	<-started
+	return e, nil
+}
+
+// Attach starts reading fd, which must be a connected, non-blocking stream
+// socket, and delivering its data to sink. The caller keeps owning fd: it
+// must not close it before sink.Detached is called.
+func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
+	// Held throughout, so that a shutdown either sees this connection in the
+	// table or refuses it here.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, ErrClosed)
+	}
+	c := &conn{fd: fd, sink: sink, gen: e.gen.Add(1)}
+	slot, ok := e.slots.add(c)
+	if !ok {
+		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
+	}
+	c.slot = slot
+	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
+		e.slots.remove(slot)
+		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
+	}
+	return &Conn{c: c}, nil
+}
+
+// Resume starts reading a connection again after its sink paused it. It may
+// be called from any goroutine, any number of times.
+func (e *Engine) Resume(h *Conn) { e.send(command{op: opResume, c: h.c}) }
+
+// Detach stops reading a connection. The loop removes the fd from epoll and
+// then calls the sink's Detached (on the loop goroutine); only then may the
+// fd be closed. It may be called from any goroutine, including from the
+// sink's own callbacks; calls after the first do nothing.
+func (e *Engine) Detach(h *Conn) {
+	if h.c.detachRq.CompareAndSwap(false, true) {
+		e.send(command{op: opDetach, c: h.c})
+	}
+}
+
+// BlocksFreed tells the engine that blocks went back to the arena, so that
+// connections waiting for blocks can go on. It costs an atomic load when no
+// connection waits.
+func (e *Engine) BlocksFreed() {
+	if e.starving.Load() {
+		e.wake()
+	}
+}
+
+// OnLoop reports whether the caller runs on the engine's loop goroutine
+// (inside a Sink callback). It costs one gettid(2).
+func (e *Engine) OnLoop() bool { return int64(unix.Gettid()) == e.tid.Load() }
+
+// Close stops the loop: every attached connection gets End(ErrClosed) (unless
+// it ended already) and Detached. Close waits for the loop to finish, except
+// when called on the loop itself, where it only starts the shutdown.
+// It returns ErrClosed when called again.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return fmt.Errorf("zcio/fallback: close: %w", ErrClosed)
+	}
+	e.closing = true
+	e.cmds = append(e.cmds, command{op: opShutdown})
+	e.mu.Unlock()
+	e.wake()
+	if !e.OnLoop() {
+		<-e.done
+	}
+	return nil
+}
+
+// Done is closed when the loop has stopped and released everything.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+func (e *Engine) send(cmd command) {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return // the shutdown detaches every connection
+	}
+	e.cmds = append(e.cmds, cmd)
+	e.mu.Unlock()
+	e.wake()
+}
+
+var one = [8]byte{1}
+
+func (e *Engine) wake() {
+	if e.woken.CompareAndSwap(false, true) {
+		_, _ = unix.Write(e.evfd, one[:]) // EAGAIN only if the counter is full: the loop is awake then
+	}
+}
+
+func (e *Engine) watch(c *conn, op int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.slot), Pad: int32(c.gen)}
+	if err := unix.EpollCtl(e.epfd, op, c.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+// unwatch takes c out of epoll. The fd is still open (its owner closes it
+// only after Detached), so a failure means the fd was not registered.
+func (e *Engine) unwatch(c *conn) {
+	_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+}
+
+func (e *Engine) loop(started chan<- struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e.tid.Store(int64(unix.Gettid()))
+	close(started)
+	defer close(e.done)
+	for {
+		timeout := 0
+		n, err := unix.EpollWait(e.epfd, e.events, timeout)
+		if err == nil && n == 0 {
+			// Nothing ready: about to sleep.
+			e.tail.retireIfUnshared()
+			timeout = -1
+			if e.starving.Load() {
+				timeout = starvedPollMillis
+			}
+			n, err = unix.EpollWait(e.epfd, e.events, timeout)
+		}
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			panic("zcio/fallback: epoll_wait: " + err.Error()) // EBADF/EFAULT/EINVAL: a bug in this engine
+		}
+		for i := 0; i < n; i++ {
+			e.event(&e.events[i])
+		}
+		if len(e.starved) > 0 {
+			e.feedStarved()
+		}
+		e.flush()
+		if e.commands() {
+			e.shutdown()
+			return
+		}
+	}
+}
+
+func (e *Engine) event(ev *unix.EpollEvent) {
+	slot := uint32(ev.Fd)
+	if slot == wakeSlot {
+		var buf [8]byte
+		_, _ = unix.Read(e.evfd, buf[:])
+		return
+	}
+	c := e.slots.get(slot)
+	if c == nil || c.gen != uint32(ev.Pad) || c.state != stateWatched {
+		return // stale event of a connection that left
+	}
+	e.readFrom(c)
+}
+
+// readFrom reads c into the tail block up to ReadsPerEvent times.
+func (e *Engine) readFrom(c *conn) {
+	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
+		buf, ok := e.tail.room()
+		if !ok {
+			e.starve(c)
+			return
+		}
+		n, err := unix.Read(c.fd, buf)
+		switch {
+		case n > 0:
+			ref, off := e.tail.claim(n)
+			e.markReady(c)
+			if c.sink.Deliver(ref, off, n) {
+				c.state = statePaused
+				e.unwatch(c)
+				return
+			}
+			if n < len(buf) {
+				return // the socket is drained; epoll says when there is more
+			}
+		case err == nil: // n == 0: orderly end of stream
+			e.end(c, io.EOF)
+			return
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.EINTR):
+		default:
+			e.end(c, os.NewSyscallError("read", err))
+			return
+		}
+	}
+}
+
+func (e *Engine) markReady(c *conn) {
+	if !c.queued {
+		c.queued = true
+		e.ready = append(e.ready, c)
+	}
+}
+
+func (e *Engine) flush() {
+	for i, c := range e.ready {
+		c.queued = false
+		e.ready[i] = nil
+		if c.state != stateDetached {
+			c.sink.Flush()
+		}
+	}
+	e.ready = e.ready[:0]
+}
+
+func (e *Engine) end(c *conn, err error) {
+	if c.state == stateWatched {
+		e.unwatch(c)
+	}
+	c.state = stateEnded
+	c.sink.End(err)
+}
+
+func (e *Engine) starve(c *conn) {
+	c.state = stateStarved
+	e.unwatch(c)
+	e.starved = append(e.starved, c)
+	e.starving.Store(true)
+}
+
+// feedStarved puts connections that waited for blocks back into epoll once
+// the arena has a free block; level-triggered epoll reports the data that
+// waited in their socket buffers.
+func (e *Engine) feedStarved() {
+	if e.a.InUse() >= e.a.Len() {
+		return
+	}
+	for i, c := range e.starved {
+		e.starved[i] = nil
+		if c.state == stateStarved {
+			e.rewatch(c)
+		}
+	}
+	e.starved = e.starved[:0]
+	e.starving.Store(false)
+}
+
+func (e *Engine) rewatch(c *conn) {
+	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
+		e.end(c, err)
+		return
+	}
+	c.state = stateWatched
+}
+
+// commands runs what other goroutines asked for. It reports whether the
+// engine is shutting down.
+func (e *Engine) commands() (shutdown bool) {
+	e.woken.Store(false)
+	e.mu.Lock()
+	e.work, e.cmds = e.cmds, e.work[:0]
+	e.mu.Unlock()
+	for i, cmd := range e.work {
+		e.work[i] = command{}
+		switch cmd.op {
+		case opResume:
+			if cmd.c.state == statePaused {
+				e.rewatch(cmd.c)
+			}
+		case opDetach:
+			e.detach(cmd.c)
+		case opShutdown:
+			shutdown = true
+		}
+	}
+	return shutdown
+}
+
+func (e *Engine) detach(c *conn) {
+	switch c.state {
+	case stateDetached:
+		return
+	case stateWatched:
+		e.unwatch(c)
+	}
+	c.state = stateDetached
+	e.slots.remove(c.slot)
+	c.sink.Detached()
+}
+
+func (e *Engine) shutdown() {
+	e.slots.each(func(c *conn) {
+		if c.state != stateEnded && c.state != stateDetached {
+			if c.state == stateWatched {
+				e.unwatch(c)
+			}
+			c.state = stateEnded
+			c.sink.End(ErrClosed)
+		}
+		e.detach(c)
+	})
+	e.starved = e.starved[:0]
+	e.tail.retire()
+	unix.Close(e.evfd)
+	unix.Close(e.epfd)
+}
