@@ -455,4 +455,3 @@ func (d *detachOnData) Flush() {
 	d.e.Detach(d.h.Load())
 	d.e.Detach(d.h.Load()) // twice is harmless
 }
-
