@@ -1,0 +1,80 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func fakeRuns(cs Case) []Run {
+	mk := func(name string, rep int, mbs float64, others float64, errMsg string) Run {
+		return Run{Case: cs, Contender: name, Rep: rep, OthersCores: others, Disturbed: others > 0.2, Error: errMsg,
+			Metrics: map[string]float64{"MB/s": mbs, "allocs/msg": 0}}
+	}
+	return []Run{
+		mk(Reference, 1, 100, 0, ""), mk("fast", 1, 300, 0.5, ""),
+		mk(Reference, 2, 120, 0, ""), mk("fast", 2, 200, 0, ""),
+		mk(Reference, 3, 80, 0, ""), mk("fast", 3, 0, 0, "boom"),
+	}
+}
+
+func TestSummarizeRatiosAndNoise(t *testing.T) {
+	cs := Case{Scenario: "stream", Size: 1024, Conns: 64}
+	contenders := []Contender{{Name: Reference}, {Name: "fast"}, {Name: "absent", Skip: "cannot build"}}
+	sums := Summarize([]Case{cs}, contenders, fakeRuns(cs))
+	require.Len(t, sums, 1)
+	rows := sums[0].Rows
+	require.Len(t, rows, 3)
+	ref, fast, absent := rows[0], rows[1], rows[2]
+	assert.Equal(t, 100.0, ref.Cells["MB/s"].Median)
+	assert.Equal(t, 80.0, ref.Cells["MB/s"].Min)
+	assert.Equal(t, 1.0, ref.Cells["MB/s"].Ratio)
+	assert.Equal(t, 250.0, fast.Cells["MB/s"].Median, "failed runs are left out")
+	assert.Equal(t, 2.5, fast.Cells["MB/s"].Ratio)
+	assert.Equal(t, 1, fast.Failed)
+	assert.Equal(t, 1, fast.Disturbed)
+	assert.True(t, math.IsNaN(fast.Cells["allocs/msg"].Ratio), "0/0 has no ratio")
+	assert.Equal(t, "cannot build", absent.Skip)
+
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, sums, 3))
+	out := buf.String()
+	assert.Contains(t, out, "100 [80.0-120] 1.00x")
+	assert.Contains(t, out, "250 [200-300] 2.50x")
+	assert.Contains(t, out, "1/3 (1 failed)")
+	assert.Contains(t, out, "skipped: cannot build")
+
+	panels := Panels(sums)
+	require.Len(t, panels, 1)
+	assert.Equal(t, "2.50x", panels[0].Bars[1].Note)
+	assert.True(t, panels[0].Bars[1].Disturbed)
+	assert.Contains(t, panels[0].Bars[2].Missing, "cannot build")
+}
+
+func TestReportJSONHasNoNaN(t *testing.T) {
+	cs := Case{Scenario: "stream", Size: 64, Conns: 1}
+	runs := []Run{{Case: cs, Contender: Reference, Metrics: map[string]float64{"MB/s": math.NaN(), "x": 1}}}
+	rep := Report{Machine: DescribeMachine(), Summary: Summarize([]Case{cs}, []Contender{{Name: Reference}}, runs), Runs: runs}
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(b, &back))
+	run := back["runs"].([]any)[0].(map[string]any)
+	assert.Nil(t, run["metrics"].(map[string]any)["MB/s"])
+	assert.Equal(t, 1.0, run["metrics"].(map[string]any)["x"])
+}
+
+func TestOthersCores(t *testing.T) {
+	a := cpuSample{}
+	b := a
+	b.at = a.at.Add(2e9)
+	b.sys.Busy = 3e9
+	b.ours = 1e9
+	assert.InDelta(t, 1.0, othersCores(a, b), 1e-9)
+	b.ours = 5e9
+	assert.Equal(t, 0.0, othersCores(a, b), "never negative")
+}

@@ -1,0 +1,525 @@
+package harness
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zcio/zcio/bench/internal/load"
+	"github.com/zcio/zcio/bench/internal/procfs"
+	"github.com/zcio/zcio/bench/internal/server"
+)
+
+// RoleEnv tells a re-executed harness binary which child it is.
+const RoleEnv = "ZCIOBENCH_ROLE"
+
+// Reference is the contender every ratio is computed against.
+const Reference = server.StdlibReused
+
+// IouringGo is the peer contender built as its own binary.
+const IouringGo = "iouring-go"
+
+// ChildMain runs this process as a server or load-generator child when the
+// harness started it as one. It reports whether it did.
+func ChildMain() (bool, error) {
+	switch os.Getenv(RoleEnv) {
+	case "serve":
+		return true, server.Main(os.Args[1:], os.Stdin, os.Stdout)
+	case "load":
+		return true, load.Main(os.Args[1:], os.Stdin, os.Stdout)
+	}
+	return false, nil
+}
+
+// Case is one measured configuration of a scenario.
+type Case struct {
+	Scenario string `json:"scenario"`
+	Size     int    `json:"size,omitempty"`
+	Conns    int    `json:"conns,omitempty"`
+	Pipeline int    `json:"pipeline,omitempty"`
+	Streams  int    `json:"streams,omitempty"`
+	Subs     int    `json:"subs,omitempty"`
+	Ballast  int    `json:"ballast_mib,omitempty"`
+}
+
+func (c Case) String() string {
+	switch c.Scenario {
+	case server.ScenarioIdle:
+		return fmt.Sprintf("idle conns=%d msg=%s", c.Conns, FormatSize(c.Size))
+	case server.ScenarioReqResp:
+		return fmt.Sprintf("reqresp conns=%d pipeline=%d", c.Conns, c.Pipeline)
+	case server.ScenarioGC:
+		return fmt.Sprintf("gc size=%s conns=%d ballast=%dMiB", FormatSize(c.Size), c.Conns, c.Ballast)
+	case server.ScenarioFanout:
+		return fmt.Sprintf("fanout streams=%d subs=%d size=%s", c.Streams, c.Subs, FormatSize(c.Size))
+	}
+	return fmt.Sprintf("stream size=%s conns=%d", FormatSize(c.Size), c.Conns)
+}
+
+// Cases expands the options into the cases to run, in order.
+func (o Options) Cases() []Case {
+	var cs []Case
+	for _, s := range o.Scenarios {
+		switch s {
+		case server.ScenarioStream:
+			for _, size := range o.Sizes {
+				for _, n := range o.Conns {
+					cs = append(cs, Case{Scenario: s, Size: size, Conns: n})
+				}
+			}
+		case server.ScenarioIdle:
+			cs = append(cs, Case{Scenario: s, Size: o.IdleSize, Conns: o.IdleConns})
+		case server.ScenarioReqResp:
+			cs = append(cs, Case{Scenario: s, Conns: o.RRConns, Pipeline: o.Pipeline})
+		case server.ScenarioGC:
+			cs = append(cs, Case{Scenario: s, Size: o.GCSize, Conns: o.GCConns, Ballast: o.BallastMiB})
+		case server.ScenarioFanout:
+			cs = append(cs, Case{Scenario: s, Size: o.FanoutSize, Streams: o.Streams, Subs: o.Subs})
+		}
+	}
+	return cs
+}
+
+// Contender is how to start one server process.
+type Contender struct {
+	Name string
+	Path string
+	Args []string
+	Env  []string
+	Skip string // why it cannot run here (then Path is empty)
+}
+
+// Run is one measured repetition of one contender on one case.
+type Run struct {
+	Case        Case               `json:"case"`
+	Contender   string             `json:"contender"`
+	Rep         int                `json:"rep"`
+	Metrics     map[string]float64 `json:"-"`
+	OthersCores float64            `json:"others_cores"` // CPU used by other processes during the window, in cores
+	Disturbed   bool               `json:"disturbed"`
+	Error       string             `json:"error,omitempty"`
+	Load        *load.Result       `json:"load,omitempty"`
+	PeakRSS     uint64             `json:"peak_rss"` // getrusage of the reaped server
+	ServerCPU   time.Duration      `json:"server_cpu_ns"`
+}
+
+// MarshalJSON writes metrics with NaN as null.
+func (r Run) MarshalJSON() ([]byte, error) {
+	type plain Run
+	m := make(map[string]*float64, len(r.Metrics))
+	for k, v := range r.Metrics {
+		if v == v {
+			m[k] = &v
+		} else {
+			m[k] = nil
+		}
+	}
+	return json.Marshal(struct {
+		plain
+		Metrics map[string]*float64 `json:"metrics"`
+	}{plain(r), m})
+}
+
+// runner carries what every run needs.
+type runner struct {
+	o      Options
+	self   string
+	tmp    string
+	log    io.Writer
+	others float64
+}
+
+func (r *runner) serverArgs(c Contender, cs Case) []string {
+	args := append([]string{}, c.Args...)
+	args = append(args, "-contender", c.Name, "-scenario", cs.Scenario)
+	if cs.Scenario == server.ScenarioGC {
+		args = append(args, "-ballast", strconv.Itoa(cs.Ballast))
+	}
+	if r.o.Engines > 0 {
+		args = append(args, "-engines", strconv.Itoa(r.o.Engines))
+	}
+	if r.o.Memory > 0 {
+		args = append(args, "-memory", strconv.FormatInt(r.o.Memory, 10))
+	}
+	return args
+}
+
+func (r *runner) startServer(c Contender, cs Case) (*Child, string, error) {
+	srv, err := StartChild("server "+c.Name, c.Path, r.serverArgs(c, cs), c.Env)
+	if err != nil {
+		return nil, "", err
+	}
+	line, err := srv.ReadLine(30 * time.Second)
+	if err != nil || !strings.HasPrefix(line, server.ReadyPrefix) {
+		_, _ = srv.Stop(time.Second)
+		if err == nil {
+			err = fmt.Errorf("server %s said %q instead of READY", c.Name, line)
+		}
+		return nil, "", err
+	}
+	addr := strings.TrimPrefix(line, server.ReadyPrefix)
+	if err := load.CheckLoopback(addr); err != nil {
+		_, _ = srv.Stop(time.Second)
+		return nil, "", err
+	}
+	return srv, addr, nil
+}
+
+func snapshot(srv *Child) (server.Snapshot, error) {
+	var s server.Snapshot
+	if err := srv.Send("stats"); err != nil {
+		return s, err
+	}
+	line, err := srv.ReadLine(10 * time.Second)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(line), &s); err != nil {
+		return s, fmt.Errorf("%s: stats %q: %w", srv.Name, line, err)
+	}
+	return s, nil
+}
+
+// cpuSample is machine-wide and own-process CPU at one instant.
+type cpuSample struct {
+	at   time.Time
+	sys  procfs.SystemCPU
+	ours time.Duration
+}
+
+func sampleCPU(pids ...int) cpuSample {
+	s := cpuSample{at: time.Now()}
+	s.sys, _ = procfs.ReadSystemCPU()
+	for _, pid := range append(pids, os.Getpid()) {
+		d, _ := procfs.ProcessCPU(pid)
+		s.ours += d
+	}
+	return s
+}
+
+// othersCores is the CPU, in cores, that processes other than ours used
+// between a and b.
+func othersCores(a, b cpuSample) float64 {
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	other := (b.sys.Busy - a.sys.Busy) - (b.ours - a.ours)
+	return max(0, other.Seconds()/dt)
+}
+
+// loadArgs builds the load generator's command line for a case.
+func (r *runner) loadArgs(cs Case, addr string) []string {
+	a := []string{
+		"-scenario", cs.Scenario, "-addr", addr,
+		"-warmup", r.o.Warmup.String(), "-window", r.o.Window.String(),
+		"-timeout", (r.o.Warmup + r.o.Window + 90*time.Second).String(),
+	}
+	switch cs.Scenario {
+	case server.ScenarioReqResp:
+		a = append(a, "-conns", strconv.Itoa(cs.Conns), "-pipeline", strconv.Itoa(cs.Pipeline))
+	case server.ScenarioFanout:
+		a = append(a, "-streams", strconv.Itoa(cs.Streams), "-subs", strconv.Itoa(cs.Subs), "-size", strconv.Itoa(cs.Size))
+	default:
+		a = append(a, "-conns", strconv.Itoa(cs.Conns), "-size", strconv.Itoa(cs.Size))
+	}
+	return a
+}
+
+// runOnce measures one contender on one case. Every child it starts is
+// reaped before it returns.
+func (r *runner) runOnce(c Contender, cs Case, rep int) (run Run) {
+	run = Run{Case: cs, Contender: c.Name, Rep: rep, Metrics: map[string]float64{}}
+	if cs.Scenario == server.ScenarioIdle {
+		err := r.runIdle(c, cs, &run)
+		if err != nil {
+			run.Error = err.Error()
+		}
+		return run
+	}
+	err := r.runTimed(c, cs, &run)
+	if err != nil {
+		run.Error = err.Error()
+	}
+	return run
+}
+
+func (r *runner) runTimed(c Contender, cs Case, run *Run) (err error) {
+	srv, addr, err := r.startServer(c, cs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		st, werr := srv.Stop(10 * time.Second)
+		run.ServerCPU, run.PeakRSS = RusageOf(st)
+		run.Metrics["peak RSS MiB"] = float64(run.PeakRSS) / (1 << 20)
+		if err == nil {
+			err = werr
+		}
+	}()
+	ld, err := StartChild("load", r.self, r.loadArgs(cs, addr), []string{RoleEnv + "=load"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if _, werr := ld.Stop(5 * time.Second); err == nil && werr != nil {
+			err = werr
+		}
+	}()
+	time.Sleep(r.o.Warmup)
+	c0 := sampleCPU(srv.Pid(), ld.Pid())
+	s0, err := snapshot(srv)
+	if err != nil {
+		return err
+	}
+	time.Sleep(r.o.Window)
+	s1, err := snapshot(srv)
+	if err != nil {
+		return err
+	}
+	c1 := sampleCPU(srv.Pid(), ld.Pid())
+	run.OthersCores = othersCores(c0, c1)
+	run.Disturbed = run.OthersCores > r.o.Disturbed
+	line, err := ld.ReadLine(r.o.Warmup + r.o.Window + 60*time.Second)
+	if err != nil {
+		return err
+	}
+	var lr load.Result
+	if err := json.Unmarshal([]byte(line), &lr); err != nil {
+		return fmt.Errorf("load result %q: %w", line, err)
+	}
+	run.Load = &lr
+	timedMetrics(cs, s0, s1, lr, run.Metrics)
+	if s1.Msgs == s0.Msgs {
+		return fmt.Errorf("server handled no message in the window (load errors: %d %s)", lr.Errors, lr.FirstError)
+	}
+	return nil
+}
+
+// timedMetrics derives a timed run's figures from two server snapshots.
+func timedMetrics(cs Case, s0, s1 server.Snapshot, lr load.Result, m map[string]float64) {
+	dt := s1.At.Sub(s0.At).Seconds()
+	bytes := float64(s1.Bytes - s0.Bytes)
+	msgs := float64(s1.Msgs - s0.Msgs)
+	cpu := (s1.CPU - s0.CPU).Seconds()
+	allocs := float64(s1.Allocs - s0.Allocs)
+	m["server CPU %"] = 100 * cpu / dt
+	m["GC/s"] = float64(s1.GCCycles-s0.GCCycles) / dt
+	m["end RSS MiB"] = float64(s1.RSS) / (1 << 20)
+	switch cs.Scenario {
+	case server.ScenarioReqResp:
+		m["req/s"] = msgs / dt
+		m["p50 us"] = lr.P50us
+		m["p99 us"] = lr.P99us
+		m["CPU us/req"] = 1e6 * cpu / msgs
+		m["allocs/req"] = allocs / msgs
+	case server.ScenarioFanout:
+		fwd := float64(s1.Forwarded - s0.Forwarded)
+		m["fwd MB/s"] = fwd / dt / 1e6
+		m["frames/s"] = msgs / dt
+		m["CPU s/GB"] = cpu / (fwd / 1e9)
+		m["allocs/frame"] = allocs / msgs
+	default:
+		m["MB/s"] = bytes / dt / 1e6
+		m["msgs/s"] = msgs / dt
+		m["CPU s/GB"] = cpu / (bytes / 1e9)
+		m["allocs/msg"] = allocs / msgs
+		m["GC CPU %"] = 100 * (s1.GCCPU - s0.GCCPU) / dt
+	}
+}
+
+// runIdle measures resident memory per connection: before any connection,
+// with Conns idle connections, and after each has received one message.
+func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
+	srv, addr, err := r.startServer(c, cs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		st, werr := srv.Stop(10 * time.Second)
+		run.ServerCPU, run.PeakRSS = RusageOf(st)
+		run.Metrics["peak RSS MiB"] = float64(run.PeakRSS) / (1 << 20)
+		if err == nil {
+			err = werr
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	base, err := snapshot(srv)
+	if err != nil {
+		return err
+	}
+	args := []string{"-scenario", cs.Scenario, "-addr", addr, "-conns", strconv.Itoa(cs.Conns),
+		"-size", strconv.Itoa(cs.Size), "-timeout", "2m"}
+	c0 := sampleCPU(srv.Pid())
+	ld, err := StartChild("load", r.self, args, []string{RoleEnv + "=load"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if _, werr := ld.Stop(20 * time.Second); err == nil && werr != nil {
+			err = werr
+		}
+	}()
+	t0 := time.Now()
+	line, err := ld.ReadLine(90 * time.Second)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(line, load.IdleConnected+" "))
+	if err != nil || n != cs.Conns {
+		return fmt.Errorf("idle load connected %q of %d", line, cs.Conns)
+	}
+	idle, err := waitFor(srv, func(s server.Snapshot) bool { return s.Conns >= int64(n) })
+	if err != nil {
+		return err
+	}
+	run.Metrics["connect s"] = time.Since(t0).Seconds()
+	if err := ld.Send(load.IdleSend); err != nil {
+		return err
+	}
+	if line, err := ld.ReadLine(60 * time.Second); err != nil || line != load.IdleSent {
+		return fmt.Errorf("idle load did not send (%q): %w", line, err)
+	}
+	after, err := waitFor(srv, func(s server.Snapshot) bool { return s.Msgs >= base.Msgs+uint64(n) })
+	if err != nil {
+		return err
+	}
+	run.OthersCores = othersCores(c0, sampleCPU(srv.Pid(), ld.Pid()))
+	run.Disturbed = run.OthersCores > r.o.Disturbed
+	per := func(s server.Snapshot) float64 { return (float64(s.RSS) - float64(base.RSS)) / float64(n) }
+	run.Metrics["idle B/conn"] = per(idle)
+	run.Metrics["after B/conn"] = per(after)
+	run.Metrics["base RSS MiB"] = float64(base.RSS) / (1 << 20)
+	run.Metrics["heap B/conn"] = (float64(after.HeapLive) - float64(base.HeapLive)) / float64(n)
+	run.Metrics["goroutines"] = float64(after.Goroutines)
+	return nil
+}
+
+// waitFor polls the server's stats until cond holds, lets it settle briefly
+// and returns a fresh snapshot. Bounded to 60 s.
+func waitFor(srv *Child, cond func(server.Snapshot) bool) (server.Snapshot, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, err := snapshot(srv)
+		if err != nil {
+			return s, err
+		}
+		if cond(s) {
+			time.Sleep(200 * time.Millisecond)
+			return snapshot(srv)
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("%s: condition not reached in 60s (conns %d, msgs %d): %w", srv.Name, s.Conns, s.Msgs, ErrChildTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// resolveContenders lists the contenders to run: the built-in ones this
+// binary serves itself, and iouring-go as its own binary.
+func (r *runner) resolveContenders() ([]Contender, error) {
+	builtin := server.Names()
+	want := r.o.Contenders
+	if len(want) == 0 {
+		want = defaultOrder(append(builtin, IouringGo))
+	}
+	var out []Contender
+	for _, name := range want {
+		switch {
+		case name == IouringGo:
+			out = append(out, r.iouringGo())
+		case server.Has(name):
+			out = append(out, Contender{Name: name, Path: r.self, Env: []string{RoleEnv + "=serve"}})
+		default:
+			return nil, fmt.Errorf("%w: unknown contender %q (have %s)", ErrUsage, name, strings.Join(append(builtin, IouringGo), ","))
+		}
+	}
+	return out, nil
+}
+
+// defaultOrder puts the reference first, then the other standard servers,
+// zcio's, then peers.
+func defaultOrder(names []string) []string {
+	rank := func(n string) int {
+		switch {
+		case n == Reference:
+			return 0
+		case strings.HasPrefix(n, "stdlib"):
+			return 1
+		case strings.HasPrefix(n, "zcio"):
+			return 2
+		}
+		return 3
+	}
+	out := make([]string, 0, len(names))
+	for k := range 4 {
+		for _, n := range names {
+			if rank(n) == k {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// iouringGo finds or builds the iouring-go server binary. The library links
+// only with -ldflags=-checklinkname=0, so it never joins this binary.
+func (r *runner) iouringGo() Contender {
+	c := Contender{Name: IouringGo}
+	if r.o.IouringBin != "" {
+		c.Path = r.o.IouringBin
+		return c
+	}
+	dir, err := moduleDir()
+	if err != nil {
+		c.Skip = "not built: " + err.Error()
+		return c
+	}
+	out := filepath.Join(r.tmp, "iouringgo-server")
+	cmd := exec.Command("go", "build", "-tags", "iouringgo", "-ldflags=-checklinkname=0", "-o", out, "./cmd/iouringgo-server")
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		c.Skip = "build failed: " + strings.TrimSpace(firstLine(string(msg)))
+		return c
+	}
+	c.Path = out
+	return c
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// errNoModule is returned when the bench module's source is not found.
+var errNoModule = errors.New("bench module source not found above the working directory (run from bench/ or pass -iouringgo-bin)")
+
+func moduleDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/zcio/zcio/bench\n") {
+			return dir, nil
+		}
+		if p := filepath.Join(dir, "bench"); p != dir {
+			if b, err := os.ReadFile(filepath.Join(p, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/zcio/zcio/bench\n") {
+				return p, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errNoModule
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zcio/zcio/bench/internal/proto"
+)
+
+// Scenario names, shared with the harness and the load generator.
+const (
+	ScenarioStream  = "stream"  // length-prefixed frames, sink
+	ScenarioIdle    = "idle"    // many idle connections, then one frame each
+	ScenarioGC      = "gc"      // stream sink while the heap holds a large live ballast
+	ScenarioReqResp = "reqresp" // pipelined RESP PING/GET
+	ScenarioFanout  = "fanout"  // publishers' frames forwarded to subscribers
+)
+
+// Counters are the process-wide figures every contender updates.
+type Counters struct {
+	Bytes     atomic.Uint64 // bytes received from clients
+	Msgs      atomic.Uint64 // complete frames or requests handled
+	Conns     atomic.Int64  // connections open now
+	Forwarded atomic.Uint64 // bytes written to fan-out subscribers
+	Errors    atomic.Uint64 // protocol or write errors
+}
+
+// Global is the process's counters.
+var Global Counters
+
+// Writer sends bytes to a connection. It must be safe to call from any
+// goroutine; it may copy b or finish with it before returning.
+type Writer func(b []byte) error
+
+// hub routes fan-out streams to their subscribers.
+type hub struct {
+	mu   sync.RWMutex
+	subs map[uint32][]*Session
+}
+
+var fanout = hub{subs: map[uint32][]*Session{}}
+
+// Session is one connection's protocol state. It is not safe for concurrent
+// Feed calls; Feed keeps no reference to its input.
+type Session struct {
+	scenario string
+	w        Writer
+	frames   proto.FrameSink
+	resp     proto.RESPServer
+	hello    [proto.HelloSize]byte
+	helloN   int
+	role     byte
+	stream   uint32
+	wmu      sync.Mutex // serialises forwarded writes to a subscriber
+	closed   bool
+}
+
+// NewSession starts the state of one connection in scenario; w writes to it
+// (used by the fan-out scenario for subscribers).
+func NewSession(scenario string, w Writer) *Session {
+	Global.Conns.Add(1)
+	return &Session{scenario: scenario, w: w}
+}
+
+// Feed consumes bytes received on the connection and appends to out what the
+// server must send back on it; it returns out.
+func (s *Session) Feed(b []byte, out []byte) []byte {
+	Global.Bytes.Add(uint64(len(b)))
+	switch s.scenario {
+	case ScenarioReqResp:
+		before := s.resp.Reqs
+		out = s.resp.Feed(b, out)
+		Global.Msgs.Add(s.resp.Reqs - before)
+		if s.resp.Broken() {
+			Global.Errors.Add(1)
+		}
+	case ScenarioFanout:
+		s.feedFanout(b)
+	default:
+		if n := s.frames.Feed(b); n > 0 {
+			Global.Msgs.Add(uint64(n))
+		}
+	}
+	return out
+}
+
+// Broken reports whether the peer violated the protocol.
+func (s *Session) Broken() bool { return s.resp.Broken() }
+
+// CountFrame records one complete frame whose payload a contender read by
+// itself (the bufio + make contender), touching it like FrameSink does.
+func (s *Session) CountFrame(payload []byte) {
+	Global.Bytes.Add(uint64(proto.HeaderSize + len(payload)))
+	Global.Msgs.Add(1)
+	if len(payload) > 0 {
+		s.frames.Sum ^= payload[0] ^ payload[len(payload)-1]
+	}
+}
+
+// CountRequest records one complete request of size bytes that a contender
+// parsed by itself, and appends the response for command cmd to out.
+func (s *Session) CountRequest(size int, cmd []byte, out []byte) []byte {
+	Global.Bytes.Add(uint64(size))
+	Global.Msgs.Add(1)
+	switch {
+	case equalFold(cmd, "ping"):
+		return append(out, proto.PongResponse...)
+	case equalFold(cmd, "get"):
+		return append(out, proto.GetResponse...)
+	}
+	return append(out, proto.ErrResponse...)
+}
+
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Close ends the session: a subscriber leaves its stream.
+func (s *Session) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	Global.Conns.Add(-1)
+	if s.role != proto.RoleSubscriber {
+		return
+	}
+	fanout.mu.Lock()
+	defer fanout.mu.Unlock()
+	list := fanout.subs[s.stream]
+	for i, x := range list {
+		if x == s {
+			fanout.subs[s.stream] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+}
+
+func (s *Session) feedFanout(b []byte) {
+	if s.helloN < proto.HelloSize {
+		k := copy(s.hello[s.helloN:], b)
+		s.helloN += k
+		b = b[k:]
+		if s.helloN < proto.HelloSize {
+			return
+		}
+		s.feedFanoutHello(s.hello[:])
+	}
+	if len(b) == 0 || s.role != proto.RolePublisher {
+		return
+	}
+	if n := s.frames.Feed(b); n > 0 {
+		Global.Msgs.Add(uint64(n))
+	}
+	s.Forward(b)
+}
+
+// Forward sends b, a run of the publisher's frame stream, to every subscriber
+// of the session's stream.
+func (s *Session) Forward(b []byte) {
+	fanout.mu.RLock()
+	subs := fanout.subs[s.stream]
+	fanout.mu.RUnlock()
+	for _, sub := range subs {
+		sub.wmu.Lock()
+		err := sub.w(b)
+		sub.wmu.Unlock()
+		if err != nil {
+			Global.Errors.Add(1)
+			continue
+		}
+		Global.Forwarded.Add(uint64(len(b)))
+	}
+}
+
+// ForwardFrame is Forward for a contender that read a whole frame itself.
+func (s *Session) ForwardFrame(payload []byte) {
+	var hdr [proto.HeaderSize]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
+	s.Forward(hdr[:])
+	s.Forward(payload)
+}
+
+// HelloDone reports whether the fan-out hello has been read, and the role.
+func (s *Session) HelloDone() (bool, byte) { return s.helloN == proto.HelloSize, s.role }
+
+// SetHello records a hello a contender read by itself.
+func (s *Session) SetHello(h []byte) {
+	Global.Bytes.Add(proto.HelloSize)
+	s.feedFanoutHello(h)
+}
+
+func (s *Session) feedFanoutHello(h []byte) {
+	copy(s.hello[:], h)
+	s.helloN = proto.HelloSize
+	s.role, s.stream = proto.ParseHello(h)
+	if s.role == proto.RoleSubscriber {
+		fanout.mu.Lock()
+		fanout.subs[s.stream] = append(fanout.subs[s.stream], s)
+		fanout.mu.Unlock()
+	}
+}
