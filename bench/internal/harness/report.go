@@ -53,7 +53,7 @@ func (c Cell) MarshalJSON() ([]byte, error) {
 type Row struct {
 	Contender string          `json:"contender"`
 	Cells     map[string]Cell `json:"metrics"`
-	Others    stats.Summary   `json:"others_cores"`
+	Others    Cell            `json:"others_cores"`
 	Disturbed int             `json:"disturbed_runs"`
 	Failed    int             `json:"failed_runs"`
 	Skip      string          `json:"skipped,omitempty"`
@@ -66,6 +66,11 @@ type CaseSummary struct {
 	Title string `json:"title"`
 	Rows  []Row  `json:"rows"`
 }
+
+// minRatioBase is the smallest reference median a ratio is computed against:
+// below it (allocations or GC cycles of a server that has none) the ratio is
+// noise.
+const minRatioBase = 1e-3
 
 // Summarize turns runs into per-case tables with ratios to the reference.
 func Summarize(cases []Case, contenders []Contender, runs []Run) []CaseSummary {
@@ -97,7 +102,7 @@ func Summarize(cases []Case, contenders []Contender, runs []Run) []CaseSummary {
 					vals[k] = append(vals[k], v)
 				}
 			}
-			row.Others = stats.Summarize(others)
+			row.Others = Cell{Summary: stats.Summarize(others), Ratio: math.NaN()}
 			for _, k := range keys {
 				row.Cells[k] = Cell{Summary: stats.Summarize(vals[k]), Ratio: math.NaN()}
 			}
@@ -112,6 +117,9 @@ func Summarize(cases []Case, contenders []Contender, runs []Run) []CaseSummary {
 		if ref != nil {
 			for i := range sum.Rows {
 				for k, cell := range sum.Rows[i].Cells {
+					if r := ref.Cells[k].Median; math.Abs(r) < minRatioBase {
+						continue // a ratio to (almost) nothing says nothing
+					}
 					cell.Ratio = stats.Ratio(cell.Median, ref.Cells[k].Median)
 					sum.Rows[i].Cells[k] = cell
 				}
@@ -165,13 +173,20 @@ func WriteTable(w io.Writer, sums []CaseSummary, reps int) error {
 		}
 		hdr = append(hdr, "others CPU (cores)", "noisy runs")
 		fmt.Fprintln(tw, strings.Join(hdr, "\t"))
+		var notes []string
 		for _, r := range s.Rows {
 			cols := []string{r.Contender}
 			switch {
-			case r.Skip != "":
-				cols = append(cols, "skipped: "+r.Skip)
-			case r.Failed > 0 && len(r.Cells) == 0 || r.Failed == reps:
-				cols = append(cols, "failed: "+firstLine(r.LastError))
+			case r.Skip != "" || r.Failed == reps:
+				word, why := "failed", firstLine(r.LastError)
+				if r.Skip != "" {
+					word, why = "skipped", r.Skip
+				}
+				cols = append(cols, word)
+				for range defs {
+					cols = append(cols, "-")
+				}
+				notes = append(notes, fmt.Sprintf("  %s %s: %s", r.Contender, word, why))
 			default:
 				for _, d := range defs {
 					cols = append(cols, formatCell(r.Cells[d.Key]))
@@ -183,6 +198,7 @@ func WriteTable(w io.Writer, sums []CaseSummary, reps int) error {
 				noisy := fmt.Sprintf("%d/%d", r.Disturbed, reps)
 				if r.Failed > 0 {
 					noisy += fmt.Sprintf(" (%d failed)", r.Failed)
+					notes = append(notes, fmt.Sprintf("  %s failed %d/%d: %s", r.Contender, r.Failed, reps, firstLine(r.LastError)))
 				}
 				cols = append(cols, others, noisy)
 			}
@@ -190,6 +206,9 @@ func WriteTable(w io.Writer, sums []CaseSummary, reps int) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
 		}
 	}
 	return nil

@@ -46,7 +46,8 @@ func TestSummarizeRatiosAndNoise(t *testing.T) {
 	assert.Contains(t, out, "100 [80.0-120] 1.00x")
 	assert.Contains(t, out, "250 [200-300] 2.50x")
 	assert.Contains(t, out, "1/3 (1 failed)")
-	assert.Contains(t, out, "skipped: cannot build")
+	assert.Contains(t, out, "absent skipped: cannot build")
+	assert.Contains(t, out, "fast failed 1/3: boom")
 
 	panels := Panels(sums)
 	require.Len(t, panels, 1)

@@ -156,13 +156,15 @@ func (r *runner) startServer(c Contender, cs Case) (*Child, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	line, err := srv.ReadLine(30 * time.Second)
-	if err != nil || !strings.HasPrefix(line, server.ReadyPrefix) {
-		_, _ = srv.Stop(time.Second)
-		if err == nil {
-			err = fmt.Errorf("server %s said %q instead of READY", c.Name, line)
+	// Libraries may log on stdout: skip lines until READY.
+	deadline := time.Now().Add(30 * time.Second)
+	var line string
+	for !strings.HasPrefix(line, server.ReadyPrefix) {
+		line, err = srv.ReadLine(time.Until(deadline))
+		if err != nil {
+			_, _ = srv.Stop(time.Second)
+			return nil, "", err
 		}
-		return nil, "", err
 	}
 	addr := strings.TrimPrefix(line, server.ReadyPrefix)
 	if err := load.CheckLoopback(addr); err != nil {
@@ -177,9 +179,15 @@ func snapshot(srv *Child) (server.Snapshot, error) {
 	if err := srv.Send("stats"); err != nil {
 		return s, err
 	}
-	line, err := srv.ReadLine(10 * time.Second)
-	if err != nil {
-		return s, err
+	// Skip anything but the JSON line (a library's log output).
+	deadline := time.Now().Add(10 * time.Second)
+	var line string
+	for !strings.HasPrefix(line, "{") {
+		l, err := srv.ReadLine(time.Until(deadline))
+		if err != nil {
+			return s, err
+		}
+		line = l
 	}
 	if err := json.Unmarshal([]byte(line), &s); err != nil {
 		return s, fmt.Errorf("%s: stats %q: %w", srv.Name, line, err)
