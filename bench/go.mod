@@ -6,6 +6,7 @@ replace github.com/zcio/zcio => ../
 
 require (
 	github.com/cloudwego/netpoll v0.7.2
+	github.com/iceber/iouring-go v0.0.0-20230403020409-002cfd2e2a90
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/stretchr/testify v1.12.1
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,7 +116,7 @@ func (r Run) MarshalJSON() ([]byte, error) {
 	type plain Run
 	m := make(map[string]*float64, len(r.Metrics))
 	for k, v := range r.Metrics {
-		if v == v {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
 			m[k] = &v
 		} else {
 			m[k] = nil

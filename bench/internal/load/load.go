@@ -287,9 +287,9 @@ func runReqResp(ctx context.Context, c Config) (Result, error) {
 	wg.Wait()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	r := Result{
-		Conns: len(conns), SentBytes: sent.Load(), RecvBytes: recv.Load(), Requests: reqs.Load(),
-		P50us: stats.Percentile(all, 50), P99us: stats.Percentile(all, 99),
+	r := Result{Conns: len(conns), SentBytes: sent.Load(), RecvBytes: recv.Load(), Requests: reqs.Load()}
+	if len(all) > 0 {
+		r.P50us, r.P99us = stats.Percentile(all, 50), stats.Percentile(all, 99)
 	}
 	e.fill(&r)
 	return r, nil
