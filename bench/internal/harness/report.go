@@ -214,37 +214,51 @@ func WriteTable(w io.Writer, sums []CaseSummary, reps int) error {
 	return nil
 }
 
-// Panels turns summaries into chart panels of each scenario's headline figure.
+// chartMetrics are the figures drawn per scenario (the headline first).
+var chartMetrics = map[string][]metricDef{
+	server.ScenarioStream:  {{"MB/s", true}},
+	server.ScenarioGC:      {{"MB/s", true}, {"GC/s", false}},
+	server.ScenarioIdle:    {{"after B/conn", false}, {"idle B/conn", false}},
+	server.ScenarioReqResp: {{"req/s", true}, {"p99 us", false}},
+	server.ScenarioFanout:  {{"fwd MB/s", true}},
+}
+
+// Panels turns summaries into chart panels, one per drawn figure of each case.
 func Panels(sums []CaseSummary) []chart.Panel {
 	var ps []chart.Panel
 	for _, s := range sums {
-		head := tableMetrics[s.Case.Scenario][0]
-		better := "higher is better"
-		if !head.Higher {
-			better = "lower is better"
+		for _, m := range chartMetrics[s.Case.Scenario] {
+			ps = append(ps, panel(s, m))
 		}
-		p := chart.Panel{Title: s.Title + " — " + better, Unit: head.Key}
-		for _, r := range s.Rows {
-			c := r.Cells[head.Key]
-			bar := chart.Bar{Label: r.Contender, Value: c.Median, Min: c.Min, Max: c.Max,
-				Highlight: r.Contender == Reference, Disturbed: r.Disturbed > 0}
-			if c.N == 0 {
-				bar.Value, bar.Min, bar.Max = math.NaN(), math.NaN(), math.NaN()
-				bar.Missing = "no result"
-				if r.Skip != "" {
-					bar.Missing = "skipped: " + r.Skip
-				} else if r.LastError != "" {
-					bar.Missing = "failed: " + firstLine(r.LastError)
-				}
-			}
-			if !math.IsNaN(c.Ratio) {
-				bar.Note = fmt.Sprintf("%.2fx", c.Ratio)
-			}
-			p.Bars = append(p.Bars, bar)
-		}
-		ps = append(ps, p)
 	}
 	return ps
+}
+
+func panel(s CaseSummary, m metricDef) chart.Panel {
+	better := "higher is better"
+	if !m.Higher {
+		better = "lower is better"
+	}
+	p := chart.Panel{Title: s.Title + " — " + better, Unit: m.Key}
+	for _, r := range s.Rows {
+		c := r.Cells[m.Key]
+		bar := chart.Bar{Label: r.Contender, Value: c.Median, Min: c.Min, Max: c.Max,
+			Highlight: r.Contender == Reference, Disturbed: r.Disturbed > 0}
+		if c.N == 0 {
+			bar.Value, bar.Min, bar.Max = math.NaN(), math.NaN(), math.NaN()
+			bar.Missing = "no result"
+			if r.Skip != "" {
+				bar.Missing = "skipped: " + r.Skip
+			} else if r.LastError != "" {
+				bar.Missing = "failed: " + firstLine(r.LastError)
+			}
+		}
+		if !math.IsNaN(c.Ratio) {
+			bar.Note = fmt.Sprintf("%.2fx", c.Ratio)
+		}
+		p.Bars = append(p.Bars, bar)
+	}
+	return p
 }
 
 // Machine describes where the results were measured.

@@ -214,7 +214,10 @@ func sampleCPU(pids ...int) cpuSample {
 }
 
 // othersCores is the CPU, in cores, that processes other than ours used
-// between a and b.
+// between a and b: task and steal time of the whole machine minus the CPU
+// time of the server, the load generator and the harness. Interrupt time is
+// left out on both sides because the run's own loopback traffic is accounted
+// there, to no task.
 func othersCores(a, b cpuSample) float64 {
 	dt := b.at.Sub(a.at).Seconds()
 	if dt <= 0 {
@@ -402,6 +405,15 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	}
 	run.OthersCores = othersCores(c0, sampleCPU(srv.Pid(), ld.Pid()))
 	run.Disturbed = run.OthersCores > r.o.Disturbed
+	ld.CloseInput() // the load generator closes its connections and reports
+	if line, err = ld.ReadLine(30 * time.Second); err != nil {
+		return err
+	}
+	var lr load.Result
+	if err := json.Unmarshal([]byte(line), &lr); err != nil {
+		return fmt.Errorf("load result %q: %w", line, err)
+	}
+	run.Load = &lr
 	per := func(s server.Snapshot) float64 { return (float64(s.RSS) - float64(base.RSS)) / float64(n) }
 	run.Metrics["idle B/conn"] = per(idle)
 	run.Metrics["after B/conn"] = per(after)

@@ -18,7 +18,9 @@ import (
 func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
 	o := DefaultOptions()
-	o.Scenarios = []string{"stream", "idle", "reqresp", "fanout"}
+	o.Scenarios = []string{"stream", "idle", "reqresp", "gc", "fanout"}
+	o.BallastMiB = 8
+	o.GCConns = 4
 	o.Contenders = []string{Reference, "stdlib-bufio"}
 	o.Conns = []int{4}
 	o.IdleConns = 50
@@ -41,10 +43,20 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	var rep Report
 	require.NoError(t, json.Unmarshal(b, &rep))
-	require.Len(t, rep.Runs, 8)
+	require.Len(t, rep.Runs, 10)
 	for _, r := range rep.Runs {
 		assert.Empty(t, r.Error, "%s %s", r.Case, r.Contender)
 		assert.Positive(t, r.PeakRSS, "getrusage of the reaped server")
+		require.NotNil(t, r.Load, "%s %s", r.Case, r.Contender)
+		assert.Zero(t, r.Load.Errors, "%s %s: %s", r.Case, r.Contender, r.Load.FirstError)
+	}
+	headline := map[string]string{"stream": "MB/s", "idle": "after B/conn", "reqresp": "req/s", "gc": "MB/s", "fanout": "fwd MB/s"}
+	for _, s := range rep.Summary {
+		for _, row := range s.Rows {
+			c := row.Cells[headline[s.Case.Scenario]]
+			assert.Equal(t, 1, c.N, "%s %s", s.Title, row.Contender)
+			assert.Positive(t, c.Median, "%s %s", s.Title, row.Contender)
+		}
 	}
 	svg, err := os.ReadFile(o.SVGPath)
 	require.NoError(t, err)

@@ -21,7 +21,8 @@ var ErrFormat = errors.New("bench/procfs: unexpected format")
 
 // SystemCPU is the machine-wide CPU time from the first line of /proc/stat.
 type SystemCPU struct {
-	Busy time.Duration // user+nice+system+irq+softirq+steal
+	Busy time.Duration // user+nice+system+steal: time some task (or another guest) had a CPU
+	IRQ  time.Duration // irq+softirq: not charged to any task (loopback traffic lands here)
 	Idle time.Duration // idle+iowait
 }
 
@@ -50,9 +51,14 @@ func ParseSystemCPU(b []byte) (SystemCPU, error) {
 		v[i] = n
 	}
 	// user nice system idle iowait irq softirq steal
-	busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	busy := v[0] + v[1] + v[2] + v[7]
+	irq := v[5] + v[6]
 	idle := v[3] + v[4]
-	return SystemCPU{Busy: time.Duration(busy) * ClockTick, Idle: time.Duration(idle) * ClockTick}, nil
+	return SystemCPU{
+		Busy: time.Duration(busy) * ClockTick,
+		IRQ:  time.Duration(irq) * ClockTick,
+		Idle: time.Duration(idle) * ClockTick,
+	}, nil
 }
 
 // ProcessCPU reads utime+stime of pid from /proc/<pid>/stat, including

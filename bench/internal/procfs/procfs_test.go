@@ -12,7 +12,8 @@ import (
 func TestParseSystemCPU(t *testing.T) {
 	c, err := ParseSystemCPU([]byte("cpu  100 5 20 1000 7 1 2 3 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
 	require.NoError(t, err)
-	assert.Equal(t, 131*ClockTick, c.Busy)
+	assert.Equal(t, 128*ClockTick, c.Busy)
+	assert.Equal(t, 3*ClockTick, c.IRQ)
 	assert.Equal(t, 1007*ClockTick, c.Idle)
 	_, err = ParseSystemCPU([]byte("intr 1 2 3\n"))
 	assert.ErrorIs(t, err, ErrFormat)
