@@ -103,7 +103,7 @@ func progressNote(run Run) string {
 		return "FAILED: " + firstLine(run.Error)
 	}
 	head := tableMetrics[run.Case.Scenario][0].Key
-	s := fmt.Sprintf("%s %s, others %.2f cores", chart.FormatValue(run.Metrics[head]), head, run.OthersCores)
+	s := fmt.Sprintf("%s %s, others %.2f cores, %.0f forks/s", chart.FormatValue(run.Metrics[head]), head, run.OthersCores, run.ForksPerSec)
 	if run.Disturbed {
 		s += " (noisy)"
 	}

@@ -53,6 +53,27 @@ type Options struct {
 	IouringBin string
 	Quiet      bool
 	List       bool
+	Full       bool
+}
+
+// applyFull widens o to every scenario and the full grid of sizes
+// and connection counts (flags given explicitly still win).
+func (o *Options) applyFull(set map[string]bool) {
+	if !set["scenarios"] {
+		o.Scenarios = slices.Clone(allScenarios)
+	}
+	if !set["sizes"] {
+		o.Sizes = []int{64, 1 << 10, 16 << 10, 64 << 10}
+	}
+	if !set["conns"] {
+		o.Conns = []int{1, 64, 1000}
+	}
+	if !set["window"] {
+		o.Window = 2 * time.Second
+	}
+	if !set["warmup"] {
+		o.Warmup = 500 * time.Millisecond
+	}
 }
 
 // DefaultOptions is the default comparison: about 90 s on two cores.
@@ -114,6 +135,7 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.IouringBin, "iouringgo-bin", "", "prebuilt iouring-go server (default: build it with go build)")
 	fs.BoolVar(&o.Quiet, "q", false, "no progress lines")
 	fs.BoolVar(&o.List, "list", false, "list scenarios and contenders, then exit")
+	fs.BoolVar(&o.Full, "full", false, "every scenario, sizes 64B..64KiB x conns 1,64,1000, 2s windows (about 25 min with every contender on 2 cores)")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
@@ -121,6 +143,11 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 		return o, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	o.Scenarios, o.Contenders, o.Sizes, o.Conns = scen.vals, cont.vals, sizes.vals, conns.vals
+	if o.Full {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o.applyFull(set)
+	}
 	if slices.Contains(o.Scenarios, "all") {
 		o.Scenarios = slices.Clone(allScenarios)
 	}

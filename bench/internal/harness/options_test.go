@@ -67,3 +67,13 @@ func TestParseAndFormatSize(t *testing.T) {
 	assert.Equal(t, "1500B", FormatSize(1500))
 	assert.Equal(t, "1MiB", FormatSize(1<<20))
 }
+
+func TestParseArgsFull(t *testing.T) {
+	o, err := ParseArgs([]string{"-full", "-conns", "8"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, allScenarios, o.Scenarios)
+	assert.Equal(t, []int{64, 1024, 16384, 65536}, o.Sizes)
+	assert.Equal(t, []int{8}, o.Conns, "an explicit flag wins over -full")
+	assert.Equal(t, 2*time.Second, o.Window)
+	assert.Len(t, o.Cases(), 4+4)
+}

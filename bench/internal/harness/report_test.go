@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,12 +71,30 @@ func TestReportJSONHasNoNaN(t *testing.T) {
 }
 
 func TestOthersCores(t *testing.T) {
-	a := cpuSample{}
-	b := a
-	b.at = a.at.Add(2e9)
-	b.sys.Busy = 3e9
-	b.ours = 1e9
+	a := cpuSample{tasks: map[int]time.Duration{10: time.Second, 11: time.Second, 12: 0}, ours: map[int]bool{10: true}}
+	b := cpuSample{at: a.at.Add(2 * time.Second), tasks: map[int]time.Duration{
+		10: 9 * time.Second, // ours: ignored
+		11: 2 * time.Second, // +1 s
+		13: time.Second,     // new: counts in full
+	}, ours: map[int]bool{10: true}}
 	assert.InDelta(t, 1.0, othersCores(a, b), 1e-9)
-	b.ours = 5e9
-	assert.Equal(t, 0.0, othersCores(a, b), "never negative")
+	b.tasks[11] = 0
+	assert.InDelta(t, 0.5, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
+}
+
+func TestOthersCoresSeesABusyProcess(t *testing.T) {
+	c, err := StartChild("hog", "/bin/sh", []string{"-c", "while :; do :; done"}, nil)
+	require.NoError(t, err)
+	defer c.Kill()
+	time.Sleep(100 * time.Millisecond)
+	a := sampleCPU()
+	time.Sleep(500 * time.Millisecond)
+	b := sampleCPU()
+	assert.Greater(t, othersCores(a, b), 0.5, "a spinning process uses about one core")
+	a = sampleCPU(c.Pid())
+	time.Sleep(300 * time.Millisecond)
+	b = sampleCPU(c.Pid())
+	assert.Less(t, othersCores(a, b), 0.3, "our own processes are not others")
+	c.Kill()
+	_, _ = c.Wait(5 * time.Second)
 }

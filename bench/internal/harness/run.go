@@ -103,7 +103,8 @@ type Run struct {
 	Contender   string             `json:"contender"`
 	Rep         int                `json:"rep"`
 	Metrics     map[string]float64 `json:"-"`
-	OthersCores float64            `json:"others_cores"` // CPU used by other processes during the window, in cores
+	OthersCores float64            `json:"others_cores"`  // CPU used by other processes during the window, in cores
+	ForksPerSec float64            `json:"forks_per_sec"` // processes and threads created on the machine during the window
 	Disturbed   bool               `json:"disturbed"`
 	Error       string             `json:"error,omitempty"`
 	Load        *load.Result       `json:"load,omitempty"`
@@ -196,35 +197,66 @@ func snapshot(srv *Child) (server.Snapshot, error) {
 	return s, nil
 }
 
-// cpuSample is machine-wide and own-process CPU at one instant.
+// cpuSample is the CPU time of every user-space process at one instant.
 type cpuSample struct {
-	at   time.Time
-	sys  procfs.SystemCPU
-	ours time.Duration
+	at    time.Time
+	tasks map[int]time.Duration
+	ours  map[int]bool
+	forks uint64
 }
 
 func sampleCPU(pids ...int) cpuSample {
-	s := cpuSample{at: time.Now()}
-	s.sys, _ = procfs.ReadSystemCPU()
-	for _, pid := range append(pids, os.Getpid()) {
-		d, _ := procfs.ProcessCPU(pid)
-		s.ours += d
+	s := cpuSample{at: time.Now(), ours: map[int]bool{os.Getpid(): true, os.Getppid(): true}}
+	for _, p := range pids {
+		s.ours[p] = true
 	}
+	s.tasks, _ = procfs.Tasks()
+	s.forks, _ = procfs.Forks()
 	return s
 }
 
-// othersCores is the CPU, in cores, that processes other than ours used
-// between a and b: task and steal time of the whole machine minus the CPU
-// time of the server, the load generator and the harness. Interrupt time is
-// left out on both sides because the run's own loopback traffic is accounted
-// there, to no task.
+// forksPerSec is how many processes and threads the machine created per
+// second between a and b: short-lived processes escape othersCores, so a
+// burst of them (a compiler run, a test suite) marks a run disturbed too.
+func forksPerSec(a, b cpuSample) float64 {
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 || b.forks < a.forks {
+		return 0
+	}
+	return float64(b.forks-a.forks) / dt
+}
+
+// maxForksPerSec is the process-creation rate above which a run is marked
+// disturbed. Our own processes create only a few threads once warmed up.
+const maxForksPerSec = 20
+
+// othersCores is the CPU, in cores, that user-space processes other than
+// ours (server, load generator, harness and its parent) used between a and b.
+// A process that appeared meanwhile counts in full; one that came and went
+// between the samples is missed (forksPerSec catches bursts of those).
+// Kernel threads are left
+// out: the run's own loopback traffic is processed there (softirq), and so
+// is machine-wide interrupt time, which no task is charged for.
 func othersCores(a, b cpuSample) float64 {
 	dt := b.at.Sub(a.at).Seconds()
 	if dt <= 0 {
 		return 0
 	}
-	other := (b.sys.Busy - a.sys.Busy) - (b.ours - a.ours)
-	return max(0, other.Seconds()/dt)
+	var other time.Duration
+	for pid, cpu := range b.tasks {
+		if a.ours[pid] || b.ours[pid] {
+			continue
+		}
+		other += max(0, cpu-a.tasks[pid])
+	}
+	return other.Seconds() / dt
+}
+
+// judge records outside activity during a run and marks it disturbed.
+func (r *runner) judge(run *Run, a, b cpuSample) {
+	run.OthersCores = othersCores(a, b)
+	run.ForksPerSec = forksPerSec(a, b)
+	run.Disturbed = run.OthersCores > r.o.Disturbed || run.ForksPerSec > maxForksPerSec
 }
 
 // loadArgs builds the load generator's command line for a case.
@@ -297,8 +329,7 @@ func (r *runner) runTimed(c Contender, cs Case, run *Run) (err error) {
 		return err
 	}
 	c1 := sampleCPU(srv.Pid(), ld.Pid())
-	run.OthersCores = othersCores(c0, c1)
-	run.Disturbed = run.OthersCores > r.o.Disturbed
+	r.judge(run, c0, c1)
 	line, err := ld.ReadLine(r.o.Warmup + r.o.Window + 60*time.Second)
 	if err != nil {
 		return err
@@ -403,8 +434,7 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	if err != nil {
 		return err
 	}
-	run.OthersCores = othersCores(c0, sampleCPU(srv.Pid(), ld.Pid()))
-	run.Disturbed = run.OthersCores > r.o.Disturbed
+	r.judge(run, c0, sampleCPU(srv.Pid(), ld.Pid()))
 	ld.CloseInput() // the load generator closes its connections and reports
 	if line, err = ld.ReadLine(30 * time.Second); err != nil {
 		return err

@@ -1,5 +1,5 @@
-// Package procfs reads the few /proc figures the harness needs: system-wide
-// CPU time, a process's CPU time and its resident memory. Linux only.
+// Package procfs reads the few /proc figures the harness needs: the CPU time
+// of processes and their resident memory. Linux only.
 package procfs
 
 import (
@@ -19,79 +19,90 @@ const ClockTick = 10 * time.Millisecond
 // ErrFormat reports a /proc file whose layout was not understood.
 var ErrFormat = errors.New("bench/procfs: unexpected format")
 
-// SystemCPU is the machine-wide CPU time from the first line of /proc/stat.
-type SystemCPU struct {
-	Busy time.Duration // user+nice+system+steal: time some task (or another guest) had a CPU
-	IRQ  time.Duration // irq+softirq: not charged to any task (loopback traffic lands here)
-	Idle time.Duration // idle+iowait
-}
-
-// ReadSystemCPU reads /proc/stat.
-func ReadSystemCPU() (SystemCPU, error) {
-	b, err := os.ReadFile("/proc/stat")
+// Tasks maps the pid of every user-space process to its own CPU time
+// (utime+stime; children it reaped are not included, since their whole
+// lifetime would land at once). Kernel threads (pid 2 and its children) are
+// left out.
+func Tasks() (map[int]time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return SystemCPU{}, fmt.Errorf("read /proc/stat: %w", err)
+		return nil, fmt.Errorf("list /proc: %w", err)
 	}
-	return ParseSystemCPU(b)
-}
-
-// ParseSystemCPU decodes the aggregate "cpu" line of /proc/stat.
-func ParseSystemCPU(b []byte) (SystemCPU, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 8 || f[0] != "cpu" {
-		return SystemCPU{}, fmt.Errorf("parse /proc/stat: %w", ErrFormat)
-	}
-	var v [8]uint64
-	for i := range v {
-		n, err := strconv.ParseUint(f[i+1], 10, 64)
-		if err != nil {
-			return SystemCPU{}, fmt.Errorf("parse /proc/stat field %d: %w", i+1, ErrFormat)
+	out := make(map[int]time.Duration, len(ents))
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 2 {
+			continue
 		}
-		v[i] = n
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		st, err := ParseStat(b)
+		if err != nil || st.PPid == 2 {
+			continue
+		}
+		out[pid] = st.CPU
 	}
-	// user nice system idle iowait irq softirq steal
-	busy := v[0] + v[1] + v[2] + v[7]
-	irq := v[5] + v[6]
-	idle := v[3] + v[4]
-	return SystemCPU{
-		Busy: time.Duration(busy) * ClockTick,
-		IRQ:  time.Duration(irq) * ClockTick,
-		Idle: time.Duration(idle) * ClockTick,
-	}, nil
+	return out, nil
 }
 
-// ProcessCPU reads utime+stime of pid from /proc/<pid>/stat, including
-// children it has already reaped.
-func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, fmt.Errorf("read stat of %d: %w", pid, err)
-	}
-	return ParseProcessCPU(b)
+// Stat is what the harness reads from /proc/<pid>/stat.
+type Stat struct {
+	PPid     int
+	CPU      time.Duration // utime+stime
+	Children time.Duration // cutime+cstime: reaped children
 }
 
-// ParseProcessCPU decodes utime+stime+cutime+cstime from a /proc/<pid>/stat line.
-func ParseProcessCPU(b []byte) (time.Duration, error) {
+// ParseStat decodes a /proc/<pid>/stat line.
+func ParseStat(b []byte) (Stat, error) {
 	// The command name is in parentheses and may contain spaces: skip past it.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parse pid stat: %w", ErrFormat)
+		return Stat{}, fmt.Errorf("parse pid stat: %w", ErrFormat)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// After ")": state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17).
 	if len(f) < 15 {
-		return 0, fmt.Errorf("parse pid stat: %w", ErrFormat)
+		return Stat{}, fmt.Errorf("parse pid stat: %w", ErrFormat)
 	}
-	var sum uint64
-	for _, k := range []int{11, 12, 13, 14} {
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return Stat{}, fmt.Errorf("parse pid stat ppid: %w", ErrFormat)
+	}
+	var v [4]time.Duration
+	for j, k := range []int{11, 12, 13, 14} {
 		n, err := strconv.ParseInt(f[k], 10, 64)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("parse pid stat field %d: %w", k+3, ErrFormat)
+			return Stat{}, fmt.Errorf("parse pid stat field %d: %w", k+3, ErrFormat)
 		}
-		sum += uint64(n)
+		v[j] = time.Duration(n) * ClockTick
 	}
-	return time.Duration(sum) * ClockTick, nil
+	return Stat{PPid: ppid, CPU: v[0] + v[1], Children: v[2] + v[3]}, nil
+}
+
+// Forks reads the machine's count of processes and threads created since
+// boot (the "processes" line of /proc/stat).
+func Forks() (uint64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	return ParseForks(b)
+}
+
+// ParseForks decodes the "processes" line of /proc/stat contents.
+func ParseForks(b []byte) (uint64, error) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "processes "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse processes: %w", ErrFormat)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("parse /proc/stat: no processes line: %w", ErrFormat)
 }
 
 // Memory is a process's resident set now and at its peak, in bytes.

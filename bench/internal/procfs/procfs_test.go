@@ -9,22 +9,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseSystemCPU(t *testing.T) {
-	c, err := ParseSystemCPU([]byte("cpu  100 5 20 1000 7 1 2 3 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
+func TestParseStat(t *testing.T) {
+	line := "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 3 7 20 0 1 0 100 1000 10\n"
+	st, err := ParseStat([]byte(line))
 	require.NoError(t, err)
-	assert.Equal(t, 128*ClockTick, c.Busy)
-	assert.Equal(t, 3*ClockTick, c.IRQ)
-	assert.Equal(t, 1007*ClockTick, c.Idle)
-	_, err = ParseSystemCPU([]byte("intr 1 2 3\n"))
+	assert.Equal(t, Stat{PPid: 1, CPU: 300 * ClockTick, Children: 10 * ClockTick}, st)
+	_, err = ParseStat([]byte("garbage"))
 	assert.ErrorIs(t, err, ErrFormat)
 }
 
-func TestParseProcessCPU(t *testing.T) {
-	line := "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 3 7 20 0 1 0 100 1000 10\n"
-	d, err := ParseProcessCPU([]byte(line))
+func TestParseForks(t *testing.T) {
+	n, err := ParseForks([]byte("cpu  1 2 3\nctxt 99\nprocesses 4242\nprocs_running 1\n"))
 	require.NoError(t, err)
-	assert.Equal(t, 310*ClockTick, d)
-	_, err = ParseProcessCPU([]byte("garbage"))
+	assert.Equal(t, uint64(4242), n)
+	_, err = ParseForks([]byte("cpu 1\n"))
 	assert.ErrorIs(t, err, ErrFormat)
 }
 
@@ -37,15 +35,16 @@ func TestParseMemory(t *testing.T) {
 }
 
 func TestLiveReads(t *testing.T) {
-	c, err := ReadSystemCPU()
-	require.NoError(t, err)
-	assert.Positive(t, c.Busy+c.Idle)
 	end := time.Now().Add(30 * time.Millisecond)
 	for time.Now().Before(end) {
 	}
-	d, err := ProcessCPU(os.Getpid())
+	f, err := Forks()
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, d, time.Duration(0))
+	assert.Positive(t, f)
+	tasks, err := Tasks()
+	require.NoError(t, err)
+	assert.Contains(t, tasks, os.Getpid())
+	assert.NotContains(t, tasks, 2, "kernel threads are left out")
 	m, err := ReadMemory("self")
 	require.NoError(t, err)
 	assert.Positive(t, m.RSS)
