@@ -77,3 +77,8 @@ func TestParseArgsFull(t *testing.T) {
 	assert.Equal(t, 2*time.Second, o.Window)
 	assert.Len(t, o.Cases(), 4+4)
 }
+
+func TestDefaultOrder(t *testing.T) {
+	got := defaultOrder([]string{"gnet", "stdlib-pool", "zcio-fallback-blocking", "zcio-uring-handler", "stdlib-reused", "iouring-go"})
+	assert.Equal(t, []string{"stdlib-reused", "stdlib-pool", "zcio-uring-handler", "zcio-fallback-blocking", "gnet", "iouring-go"}, got)
+}

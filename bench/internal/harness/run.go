@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -496,25 +497,20 @@ func (r *runner) resolveContenders() ([]Contender, error) {
 }
 
 // defaultOrder puts the reference first, then the other standard servers,
-// zcio's, then peers.
+// zcio's (io_uring before fallback, handler before blocking), then peers in
+// the order given.
 func defaultOrder(names []string) []string {
-	rank := func(n string) int {
-		switch {
-		case n == Reference:
-			return 0
-		case strings.HasPrefix(n, "stdlib"):
-			return 1
-		case strings.HasPrefix(n, "zcio"):
-			return 2
-		}
-		return 3
-	}
+	fixed := []string{Reference, server.StdlibBufio, server.StdlibPool,
+		"zcio-uring-handler", "zcio-uring-blocking", "zcio-fallback-handler", "zcio-fallback-blocking"}
 	out := make([]string, 0, len(names))
-	for k := range 4 {
-		for _, n := range names {
-			if rank(n) == k {
-				out = append(out, n)
-			}
+	for _, n := range fixed {
+		if slices.Contains(names, n) {
+			out = append(out, n)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
 	return out

@@ -63,7 +63,7 @@ type Snapshot struct {
 	AllocBytes uint64        `json:"alloc_bytes"`
 	GCCycles   uint64        `json:"gc_cycles"`
 	GCCPU      float64       `json:"gc_cpu_s"`
-	HeapLive   uint64        `json:"heap_live"`
+	HeapLive   uint64        `json:"heap_objects"` // bytes in heap objects now, reachable or not yet swept
 	Goroutines int           `json:"goroutines"`
 }
 
@@ -73,7 +73,7 @@ var metricNames = []string{
 	"/gc/heap/allocs:bytes",
 	"/gc/cycles/total:gc-cycles",
 	"/cpu/classes/gc/total:cpu-seconds",
-	"/gc/heap/live:bytes",
+	"/memory/classes/heap/objects:bytes",
 }
 
 // TakeSnapshot reads this process's counters and runtime figures.

@@ -54,6 +54,7 @@ type Session struct {
 	stream   uint32
 	wmu      sync.Mutex // serialises forwarded writes to a subscriber
 	closed   bool
+	scratch  []byte // ForwardFrame's header+payload, reused
 }
 
 // NewSession starts the state of one connection in scenario; w writes to it
@@ -182,12 +183,12 @@ func (s *Session) Forward(b []byte) {
 	}
 }
 
-// ForwardFrame is Forward for a contender that read a whole frame itself.
+// ForwardFrame is Forward for a contender that read a whole frame itself: it
+// rebuilds the frame so that each subscriber gets one write.
 func (s *Session) ForwardFrame(payload []byte) {
-	var hdr [proto.HeaderSize]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
-	s.Forward(hdr[:])
-	s.Forward(payload)
+	s.scratch = binary.BigEndian.AppendUint32(s.scratch[:0], uint32(len(payload)))
+	s.scratch = append(s.scratch, payload...)
+	s.Forward(s.scratch)
 }
 
 // HelloDone reports whether the fan-out hello has been read, and the role.
