@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ func Execute(o Options, stdout, progress io.Writer) error {
 		fmt.Fprintf(stdout, "scenarios:  %s\ncontenders: %s\n", strings.Join(allScenarios, ", "),
 			strings.Join(defaultOrder(append(server.Names(), IouringGo)), ", "))
 		return nil
+	}
+	if len(o.Contenders) == 0 || slices.Contains(o.Contenders, IouringGo) {
+		fmt.Fprintf(progress, "zciobench: building the %s server (its own binary, -ldflags=-checklinkname=0)\n", IouringGo)
 	}
 	contenders, err := r.resolveContenders()
 	if err != nil {

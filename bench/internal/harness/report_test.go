@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/zcio/zcio/bench/internal/procfs"
 )
 
 func fakeRuns(cs Case) []Run {
@@ -71,15 +73,28 @@ func TestReportJSONHasNoNaN(t *testing.T) {
 }
 
 func TestOthersCores(t *testing.T) {
-	a := cpuSample{tasks: map[int]time.Duration{10: time.Second, 11: time.Second, 12: 0}, ours: map[int]bool{10: true}}
-	b := cpuSample{at: a.at.Add(2 * time.Second), tasks: map[int]time.Duration{
-		10: 9 * time.Second, // ours: ignored
-		11: 2 * time.Second, // +1 s
-		13: time.Second,     // new: counts in full
+	cpu := func(d time.Duration) procfs.Stat { return procfs.Stat{CPU: d, Threads: 1} }
+	a := cpuSample{tasks: map[int]procfs.Stat{10: cpu(time.Second), 11: cpu(time.Second), 12: cpu(0)}, ours: map[int]bool{10: true}}
+	b := cpuSample{at: a.at.Add(2 * time.Second), tasks: map[int]procfs.Stat{
+		10: cpu(9 * time.Second), // ours: ignored
+		11: cpu(2 * time.Second), // +1 s
+		13: cpu(time.Second),     // new: counts in full
 	}, ours: map[int]bool{10: true}}
 	assert.InDelta(t, 1.0, othersCores(a, b), 1e-9)
-	b.tasks[11] = 0
+	b.tasks[11] = cpu(0)
 	assert.InDelta(t, 0.5, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
+}
+
+func TestForksPerSecLeavesOursOut(t *testing.T) {
+	a := cpuSample{forks: 100, tasks: map[int]procfs.Stat{10: {Threads: 5}}, ours: map[int]bool{10: true}}
+	b := cpuSample{at: a.at.Add(time.Second), forks: 150, tasks: map[int]procfs.Stat{
+		10: {Threads: 9},  // ours: 4 new threads
+		20: {Threads: 10}, // ours, started meanwhile: 10
+		30: {Threads: 3},  // someone else's
+	}, ours: map[int]bool{10: true, 20: true}}
+	assert.InDelta(t, 36.0, forksPerSec(a, b), 1e-9)
+	b.forks = 101
+	assert.Zero(t, forksPerSec(a, b), "never negative")
 }
 
 func TestOthersCoresSeesABusyProcess(t *testing.T) {

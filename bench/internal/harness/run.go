@@ -201,7 +201,7 @@ func snapshot(srv *Child) (server.Snapshot, error) {
 // cpuSample is the CPU time of every user-space process at one instant.
 type cpuSample struct {
 	at    time.Time
-	tasks map[int]time.Duration
+	tasks map[int]procfs.Stat
 	ours  map[int]bool
 	forks uint64
 }
@@ -219,12 +219,24 @@ func sampleCPU(pids ...int) cpuSample {
 // forksPerSec is how many processes and threads the machine created per
 // second between a and b: short-lived processes escape othersCores, so a
 // burst of them (a compiler run, a test suite) marks a run disturbed too.
+// Processes and threads of our own that appeared meanwhile are not counted.
 func forksPerSec(a, b cpuSample) float64 {
 	dt := b.at.Sub(a.at).Seconds()
 	if dt <= 0 || b.forks < a.forks {
 		return 0
 	}
-	return float64(b.forks-a.forks) / dt
+	n := int64(b.forks - a.forks)
+	for pid, st := range b.tasks {
+		if !a.ours[pid] && !b.ours[pid] {
+			continue
+		}
+		if before, ok := a.tasks[pid]; ok {
+			n -= int64(max(0, st.Threads-before.Threads))
+		} else {
+			n -= int64(st.Threads) // a process of ours started meanwhile
+		}
+	}
+	return float64(max(n, 0)) / dt
 }
 
 // maxForksPerSec is the process-creation rate above which a run is marked
@@ -244,11 +256,11 @@ func othersCores(a, b cpuSample) float64 {
 		return 0
 	}
 	var other time.Duration
-	for pid, cpu := range b.tasks {
+	for pid, st := range b.tasks {
 		if a.ours[pid] || b.ours[pid] {
 			continue
 		}
-		other += max(0, cpu-a.tasks[pid])
+		other += max(0, st.CPU-a.tasks[pid].CPU)
 	}
 	return other.Seconds() / dt
 }

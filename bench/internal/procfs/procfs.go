@@ -19,16 +19,14 @@ const ClockTick = 10 * time.Millisecond
 // ErrFormat reports a /proc file whose layout was not understood.
 var ErrFormat = errors.New("bench/procfs: unexpected format")
 
-// Tasks maps the pid of every user-space process to its own CPU time
-// (utime+stime; children it reaped are not included, since their whole
-// lifetime would land at once). Kernel threads (pid 2 and its children) are
-// left out.
-func Tasks() (map[int]time.Duration, error) {
+// Tasks maps the pid of every user-space process to its Stat. Kernel
+// threads (pid 2 and its children) are left out.
+func Tasks() (map[int]Stat, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list /proc: %w", err)
 	}
-	out := make(map[int]time.Duration, len(ents))
+	out := make(map[int]Stat, len(ents))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == 2 {
@@ -42,7 +40,7 @@ func Tasks() (map[int]time.Duration, error) {
 		if err != nil || st.PPid == 2 {
 			continue
 		}
-		out[pid] = st.CPU
+		out[pid] = st
 	}
 	return out, nil
 }
@@ -52,6 +50,7 @@ type Stat struct {
 	PPid     int
 	CPU      time.Duration // utime+stime
 	Children time.Duration // cutime+cstime: reaped children
+	Threads  int
 }
 
 // ParseStat decodes a /proc/<pid>/stat line.
@@ -63,7 +62,7 @@ func ParseStat(b []byte) (Stat, error) {
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// After ")": state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17).
-	if len(f) < 15 {
+	if len(f) < 18 {
 		return Stat{}, fmt.Errorf("parse pid stat: %w", ErrFormat)
 	}
 	ppid, err := strconv.Atoi(f[1])
@@ -78,7 +77,11 @@ func ParseStat(b []byte) (Stat, error) {
 		}
 		v[j] = time.Duration(n) * ClockTick
 	}
-	return Stat{PPid: ppid, CPU: v[0] + v[1], Children: v[2] + v[3]}, nil
+	threads, err := strconv.Atoi(f[17]) // num_threads(20)
+	if err != nil {
+		return Stat{}, fmt.Errorf("parse pid stat threads: %w", ErrFormat)
+	}
+	return Stat{PPid: ppid, CPU: v[0] + v[1], Children: v[2] + v[3], Threads: threads}, nil
 }
 
 // Forks reads the machine's count of processes and threads created since

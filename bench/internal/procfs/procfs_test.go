@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 
 func TestParseStat(t *testing.T) {
 	line := "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 3 7 20 0 1 0 100 1000 10\n"
+	_, err := ParseStat([]byte(strings.Replace(line, " 20 0 1 ", " 20 0 x ", 1)))
+	assert.ErrorIs(t, err, ErrFormat, "bad thread count")
 	st, err := ParseStat([]byte(line))
 	require.NoError(t, err)
-	assert.Equal(t, Stat{PPid: 1, CPU: 300 * ClockTick, Children: 10 * ClockTick}, st)
+	assert.Equal(t, Stat{PPid: 1, CPU: 300 * ClockTick, Children: 10 * ClockTick, Threads: 1}, st)
 	_, err = ParseStat([]byte("garbage"))
 	assert.ErrorIs(t, err, ErrFormat)
 }
