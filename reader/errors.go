@@ -1,0 +1,37 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Errors returned by this package; match them with errors.Is.
+var (
+	// ErrClosed is returned by every method after Close. It matches
+	// net.ErrClosed.
+	ErrClosed = fmt.Errorf("zcio/reader: reader closed: %w", net.ErrClosed)
+	// ErrTooLarge is returned when a request needs more bytes buffered at
+	// once than the Reader's limit (see WithLimit). Nothing was consumed.
+	ErrTooLarge = errors.New("zcio/reader: request larger than the buffering limit")
+	// ErrNoBlocks is returned when the arena had no free block to read
+	// into (other holders keep them). Nothing was consumed.
+	ErrNoBlocks = errors.New("zcio/reader: arena has no free block")
+	// ErrLineTooLong is returned by ReadSlice and ReadLine when no delimiter
+	// comes within the maximum line length (see WithMaxLine). Nothing was
+	// consumed; Discard skips the line.
+	ErrLineTooLong = errors.New("zcio/reader: line too long")
+	// ErrWouldBlock is returned in non-blocking mode (handler mode) by a call
+	// that would have to wait for data. Nothing was consumed.
+	ErrWouldBlock = errors.New("zcio/reader: operation would block")
+	// ErrInvalidUnreadByte is returned by UnreadByte when the last call was
+	// not a successful ReadByte.
+	ErrInvalidUnreadByte = errors.New("zcio/reader: invalid use of UnreadByte")
+	// ErrVarintOverflow is returned when a varint does not fit in 64 bits.
+	// Nothing was consumed.
+	ErrVarintOverflow = errors.New("zcio/reader: varint overflows a 64-bit integer")
+	// ErrNegativeCount is returned when a byte count is negative.
+	ErrNegativeCount = errors.New("zcio/reader: negative count")
+
+	errNegativeRead = errors.New("zcio/reader: source returned a negative or oversized count from Read")
+)

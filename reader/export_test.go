@@ -1,0 +1,4 @@
+package reader
+
+// NewQueueReader exposes newQueueReader to the external tests.
+var NewQueueReader = newQueueReader

@@ -1,0 +1,350 @@
+package reader
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
+)
+
+// Defaults of the arena a pull Reader owns when no WithArena is given:
+// 4 blocks of 16 KiB, so a limit of 48 KiB.
+const (
+	DefaultBlockSize = 16 << 10
+	DefaultBlocks    = 4
+)
+
+// Option configures a Reader.
+type Option func(*options)
+
+type options struct {
+	arena    *arena.Arena
+	arenaCfg arena.Config
+	limit    int
+	maxLine  int
+	ctx      context.Context
+}
+
+// WithArena makes a pull Reader fill blocks of a, which the caller owns and
+// must close after the Reader (and every Slice retained from it) is done.
+// Without it, NewReader maps an arena of its own that Close unmaps.
+func WithArena(a *arena.Arena) Option { return func(o *options) { o.arena = a } }
+
+// WithArenaConfig sets the configuration of the arena NewReader maps for
+// itself (ignored with WithArena). The zero Config fields default to
+// DefaultBlockSize and DefaultBlocks.
+func WithArenaConfig(cfg arena.Config) Option { return func(o *options) { o.arenaCfg = cfg } }
+
+// WithLimit caps the bytes the Reader buffers for one request (Peek, Retain,
+// ReadSlice, an atomic ReadRange). It can only lower the source's own limit:
+// for a pull Reader (blocks-1) × block size, so that any request within the
+// limit fits even when the first block is partly consumed; for an engine's
+// queue, its per-connection cap.
+func WithLimit(n int) Option { return func(o *options) { o.limit = n } }
+
+// WithMaxLine caps the length of a line, delimiter included, for ReadSlice
+// and ReadLine. It defaults to, and cannot exceed, the buffering limit.
+func WithMaxLine(n int) Option { return func(o *options) { o.maxLine = n } }
+
+// WithContext sets a context that every wait of the Reader observes (a
+// server's lifetime, say). Wait takes a per-call context on top of it.
+func WithContext(ctx context.Context) Option { return func(o *options) { o.ctx = ctx } }
+
+// Reader reads one stream of segments in place. See the package
+// documentation for the lifetime of views. The zero value is not usable;
+// create one with NewReader (or through an engine's connection).
+type Reader struct {
+	src  source
+	a    *arena.Arena
+	segs []segq.Segment // buffered segments; segs[h] is the head
+	h    int
+	off  int // bytes of segs[h] already consumed
+	n    int // bytes buffered: the segments' lengths minus off
+
+	limit       int
+	maxLine     int
+	nonBlocking bool
+	baseCtx     context.Context
+	ctx         context.Context // the context of the current wait
+
+	scan      int  // bytes known to hold no scanDelim (ReadSlice, ReadLine)
+	scanDelim byte // the delimiter scan is about
+	lag       bool // ReadByte consumed the head's last byte and left it in place
+	unread    bool // the last call was a successful ReadByte
+	closed    bool
+
+	views [][]byte    // scratch for callbacks
+	nb    net.Buffers // scratch for WriteTo
+	tmp   [16]byte    // gathers integers that straddle segments
+}
+
+// NewReader returns a Reader that fills arena blocks from rd, reading on the
+// caller's goroutine when more bytes are needed: the bufio.Reader use case,
+// without copies. It maps an arena of its own unless WithArena is given.
+// Non-blocking mode does not apply (rd.Read is always called), and a
+// deadline is checked before each rd.Read, not during one.
+func NewReader(rd io.Reader, opts ...Option) (*Reader, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := &pullSource{rd: rd, a: o.arena}
+	if p.a == nil {
+		cfg := o.arenaCfg
+		if cfg.BlockSize == 0 {
+			cfg.BlockSize = DefaultBlockSize
+		}
+		if cfg.Blocks == 0 {
+			cfg.Blocks = DefaultBlocks
+		}
+		a, err := arena.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("zcio/reader: new reader: %w", err)
+		}
+		p.a, p.ownArena = a, true
+	}
+	p.rel = p.a.Release
+	p.lim = max(1, p.a.Len()-1) * p.a.BlockSize()
+	if p.a.Len() == 1 {
+		p.lim = 1 // one block: the head may sit at its last byte
+	}
+	return newReader(p, p.a, o), nil
+}
+
+// newQueueReader returns a Reader over an engine's queue; the Reader becomes
+// the queue's consumer.
+func newQueueReader(q *segq.Queue, opts ...Option) *Reader {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return newReader(newQueueSource(q), q.Arena(), o)
+}
+
+func newReader(src source, a *arena.Arena, o options) *Reader {
+	r := &Reader{src: src, a: a, limit: src.limit(), baseCtx: o.ctx}
+	if o.limit > 0 && o.limit < r.limit {
+		r.limit = o.limit
+	}
+	r.maxLine = r.limit
+	if o.maxLine > 0 && o.maxLine < r.maxLine {
+		r.maxLine = o.maxLine
+	}
+	return r
+}
+
+// Arena returns the arena the Reader's views point into.
+func (r *Reader) Arena() *arena.Arena { return r.a }
+
+// Limit returns the most bytes one request may need buffered at once.
+func (r *Reader) Limit() int { return r.limit }
+
+// SetNonBlocking switches handler mode on or off. In non-blocking mode a call
+// that would wait for data returns ErrWouldBlock with nothing consumed, and
+// ReadRange and Discard complete only when all n bytes are already there
+// (ErrTooLarge beyond the limit).
+func (r *Reader) SetNonBlocking(on bool) { r.nonBlocking = on }
+
+// SetDeadline sets the time after which waiting calls return an error
+// matching os.ErrDeadlineExceeded, with nothing consumed; the zero time
+// removes it. For an engine's Reader a call already waiting sees the new
+// deadline at once.
+func (r *Reader) SetDeadline(t time.Time) { r.src.setDeadline(t) }
+
+// Wait blocks until at least n bytes are buffered (so that the next calls
+// needing at most n bytes do not wait), the stream ends (io.EOF, or
+// io.ErrUnexpectedEOF when fewer than n bytes arrived), ctx is done (its
+// error), or the deadline passes.
+func (r *Reader) Wait(ctx context.Context, n int) error {
+	if err := r.begin(); err != nil {
+		return err
+	}
+	r.ctx = ctx
+	err := r.ensure(n)
+	r.ctx = nil
+	return err
+}
+
+// Buffered returns the number of bytes that can be read without waiting.
+func (r *Reader) Buffered() int {
+	if r.closed {
+		return 0
+	}
+	if _, ok := r.src.(*queueSource); ok {
+		r.compact()
+		var added int
+		r.segs, added, _ = r.src.fill(nil, r.segs, true)
+		r.n += added
+	}
+	return r.n
+}
+
+// Close gives back every block the Reader holds (and, for a pull Reader,
+// unmaps the arena it owns once no Slice holds its blocks). Slices retained
+// earlier stay valid. Later calls, Close included, return ErrClosed.
+func (r *Reader) Close() error {
+	if r.closed {
+		return ErrClosed
+	}
+	r.closed = true
+	for r.h < len(r.segs) {
+		r.pop()
+	}
+	r.n, r.off = 0, 0
+	clear(r.views[:cap(r.views)])
+	clear(r.nb[:cap(r.nb)])
+	return r.src.close()
+}
+
+// begin starts every reading call: it refuses after Close and settles what
+// the previous ReadByte left.
+func (r *Reader) begin() error {
+	if r.closed {
+		return ErrClosed
+	}
+	r.unread = false
+	if r.lag {
+		r.lag = false
+		if r.off == int(r.segs[r.h].Len) {
+			r.pop()
+		}
+	}
+	return nil
+}
+
+// pop gives back the head segment.
+func (r *Reader) pop() {
+	s := r.segs[r.h]
+	r.segs[r.h] = segq.Segment{}
+	r.h++
+	r.off = 0
+	if r.h == len(r.segs) {
+		r.segs, r.h = r.segs[:0], 0
+	}
+	r.src.done(s)
+}
+
+// consume drops k buffered bytes (k <= r.n), giving back emptied segments.
+func (r *Reader) consume(k int) {
+	r.scan = 0
+	r.n -= k
+	for k > 0 {
+		rem := int(r.segs[r.h].Len) - r.off
+		if k < rem {
+			r.off += k
+			return
+		}
+		k -= rem
+		r.pop()
+	}
+}
+
+// compact moves the buffered segments to the front when the slice is full,
+// so that appending reuses its space.
+func (r *Reader) compact() {
+	if r.h > 0 && len(r.segs) == cap(r.segs) {
+		n := copy(r.segs, r.segs[r.h:])
+		clear(r.segs[n:])
+		r.segs, r.h = r.segs[:n], 0
+	}
+}
+
+// more asks the source for more bytes once.
+func (r *Reader) more() error {
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = r.baseCtx
+	} else if r.baseCtx != nil {
+		if err := r.baseCtx.Err(); err != nil {
+			return err
+		}
+	}
+	r.compact()
+	var added int
+	var err error
+	r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking)
+	r.n += added
+	return err
+}
+
+// ensure buffers at least want bytes or says why it cannot.
+func (r *Reader) ensure(want int) error {
+	if want < 0 {
+		return ErrNegativeCount
+	}
+	if want > r.limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, want, r.limit)
+	}
+	if r.n >= want {
+		return nil
+	}
+	for r.n < want {
+		if err := r.more(); err != nil {
+			return r.endErr(err)
+		}
+	}
+	return nil
+}
+
+// endErr turns the end of the stream into io.ErrUnexpectedEOF when some
+// bytes are buffered.
+func (r *Reader) endErr(err error) error {
+	if err == io.EOF && r.n > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// viewsOf returns scratch views of the next k buffered bytes (k <= r.n).
+func (r *Reader) viewsOf(k int) [][]byte {
+	v := r.views[:0]
+	off := r.off
+	for i := r.h; k > 0; i++ {
+		b := r.segs[i].Bytes(r.a)[off:]
+		off = 0
+		if len(b) > k {
+			b = b[:len(b):len(b)]
+			b = b[:k:k]
+		}
+		v = append(v, b)
+		k -= len(b)
+	}
+	r.views = v
+	return v
+}
+
+// head returns the unconsumed part of the head segment.
+func (r *Reader) head() []byte {
+	return r.segs[r.h].Bytes(r.a)[r.off:]
+}
+
+// contiguous returns the next k buffered bytes (k <= r.n, k <= len(r.tmp))
+// as one slice: a view when they lie in one segment, else a copy in r.tmp.
+func (r *Reader) contiguous(k int) []byte {
+	if b := r.head(); len(b) >= k {
+		return b[:k]
+	}
+	got := 0
+	off := r.off
+	for i := r.h; got < k; i++ {
+		got += copy(r.tmp[got:k], r.segs[i].Bytes(r.a)[off:])
+		off = 0
+	}
+	return r.tmp[:k]
+}
+
+// byteAt returns buffered byte i (i < r.n).
+func (r *Reader) byteAt(i int) byte {
+	i += r.off
+	for j := r.h; ; j++ {
+		l := int(r.segs[j].Len)
+		if i < l {
+			return r.a.Bytes(r.segs[j].Ref.ID())[int(r.segs[j].Off)+i]
+		}
+		i -= l
+	}
+}

@@ -1,0 +1,175 @@
+package reader
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
+)
+
+// source is where a Reader's segments come from: an engine's queue, or the
+// pull adapter over an io.Reader.
+type source interface {
+	// fill appends at least one segment's worth of new bytes to segs (it may
+	// instead grow the last element, when the bytes follow it in the same
+	// block) and reports how many bytes it added. It returns an error only
+	// when it added nothing: io.EOF or the stream's error (repeated on every
+	// later call), ErrWouldBlock, ErrNoBlocks, os.ErrDeadlineExceeded or
+	// ctx's error.
+	fill(ctx context.Context, segs []segq.Segment, nonBlocking bool) ([]segq.Segment, int, error)
+	// done gives back a segment whose bytes are all consumed.
+	done(s segq.Segment)
+	// releaser returns the function that gives back an extra block reference
+	// taken by Retain; it must be safe for concurrent use.
+	releaser() func(arena.Ref)
+	// limit is the most bytes the source will deliver before the Reader
+	// consumes some.
+	limit() int
+	setDeadline(t time.Time)
+	// close gives back every block the source holds (not those in segs).
+	close() error
+}
+
+var (
+	_ source = (*queueSource)(nil)
+	_ source = (*pullSource)(nil)
+)
+
+// queueSource reads an engine's segq.Queue.
+type queueSource struct {
+	q   *segq.Queue
+	rel func(arena.Ref)
+}
+
+func newQueueSource(q *segq.Queue) *queueSource {
+	return &queueSource{q: q, rel: q.Release}
+}
+
+func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking bool) ([]segq.Segment, int, error) {
+	before := len(segs)
+	segs, err := s.q.Take(ctx, segs, nonBlocking)
+	switch {
+	case err == nil:
+		added := 0
+		for _, sg := range segs[before:] {
+			added += int(sg.Len)
+		}
+		return segs, added, nil
+	case errors.Is(err, segq.ErrWouldBlock):
+		return segs, 0, ErrWouldBlock
+	case errors.Is(err, segq.ErrClosed):
+		return segs, 0, ErrClosed
+	}
+	return segs, 0, err
+}
+
+func (s *queueSource) done(sg segq.Segment)      { s.q.Done(sg) }
+func (s *queueSource) releaser() func(arena.Ref) { return s.rel }
+func (s *queueSource) limit() int                { return s.q.Limit() }
+func (s *queueSource) setDeadline(t time.Time)   { s.q.SetDeadline(t) }
+func (s *queueSource) close() error              { s.q.Close(); return nil }
+
+// maxEmptyReads bounds the (0, nil) reads tolerated from an io.Reader before
+// giving up with io.ErrNoProgress, as bufio does.
+const maxEmptyReads = 100
+
+// pullSource fills arena blocks from an io.Reader on the Reader's goroutine.
+// It keeps one reference to the block it is filling (cur) and gives every
+// segment a reference of its own, so consumed blocks go back at once.
+type pullSource struct {
+	rd       io.Reader
+	a        *arena.Arena
+	ownArena bool
+	rel      func(arena.Ref)
+
+	cur      arena.Ref
+	have     bool
+	fillOff  int
+	err      error // sticky end of the io.Reader
+	deadline time.Time
+	lim      int
+}
+
+func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool) ([]segq.Segment, int, error) {
+	if p.err != nil {
+		return segs, 0, p.err
+	}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return segs, 0, err
+		}
+	}
+	if !p.deadline.IsZero() && !time.Now().Before(p.deadline) {
+		return segs, 0, os.ErrDeadlineExceeded
+	}
+	bs := p.a.BlockSize()
+	if p.have && p.fillOff == bs {
+		p.have = false
+		p.a.Release(p.cur)
+	}
+	if !p.have {
+		r, ok := p.a.Take()
+		if !ok {
+			return segs, 0, ErrNoBlocks
+		}
+		p.cur, p.have, p.fillOff = r, true, 0
+	}
+	buf := p.a.Bytes(p.cur.ID())[p.fillOff:]
+	for range maxEmptyReads {
+		m, err := p.rd.Read(buf)
+		if m < 0 || m > len(buf) {
+			p.err = errNegativeRead
+			return segs, 0, p.err
+		}
+		if m > 0 {
+			segs = p.claim(segs, m)
+			p.err = err
+			return segs, m, nil
+		}
+		if err != nil {
+			p.err = err
+			return segs, 0, err
+		}
+	}
+	p.err = io.ErrNoProgress
+	return segs, 0, p.err
+}
+
+// claim turns the m bytes just read at fillOff into segment bytes: it grows
+// the last segment when they follow it in the same block, else adds one
+// with its own reference.
+func (p *pullSource) claim(segs []segq.Segment, m int) []segq.Segment {
+	off := uint32(p.fillOff)
+	p.fillOff += m
+	if n := len(segs); n > 0 && segs[n-1].Ref == p.cur && segs[n-1].Off+segs[n-1].Len == off {
+		segs[n-1].Len += uint32(m)
+		return segs
+	}
+	p.a.Retain(p.cur)
+	return append(segs, segq.Segment{Ref: p.cur, Off: off, Len: uint32(m)})
+}
+
+func (p *pullSource) done(sg segq.Segment)      { p.a.Release(sg.Ref) }
+func (p *pullSource) releaser() func(arena.Ref) { return p.rel }
+func (p *pullSource) limit() int                { return p.lim }
+func (p *pullSource) setDeadline(t time.Time)   { p.deadline = t }
+
+func (p *pullSource) close() error {
+	if p.have {
+		p.have = false
+		p.a.Release(p.cur)
+	}
+	if !p.ownArena {
+		return nil
+	}
+	// A Slice still out keeps its blocks; the arena is then unmapped by its
+	// cleanup once the last Slice is gone and the arena unreachable.
+	if err := p.a.Close(); err != nil && !errors.Is(err, arena.ErrInUse) {
+		return err
+	}
+	return nil
+}
