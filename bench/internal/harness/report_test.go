@@ -73,16 +73,36 @@ func TestReportJSONHasNoNaN(t *testing.T) {
 }
 
 func TestOthersCores(t *testing.T) {
-	cpu := func(d time.Duration) procfs.Stat { return procfs.Stat{CPU: d, Threads: 1} }
-	a := cpuSample{tasks: map[int]procfs.Stat{10: cpu(time.Second), 11: cpu(time.Second), 12: cpu(0)}, ours: map[int]bool{10: true}}
-	b := cpuSample{at: a.at.Add(2 * time.Second), tasks: map[int]procfs.Stat{
-		10: cpu(9 * time.Second), // ours: ignored
-		11: cpu(2 * time.Second), // +1 s
-		13: cpu(time.Second),     // new: counts in full
+	st := func(cpu, children time.Duration) procfs.Stat { return procfs.Stat{CPU: cpu, Children: children, Threads: 1} }
+	a := cpuSample{tasks: map[int]procfs.Stat{
+		10: st(time.Second, 0), 11: st(time.Second, 0), 12: st(0, 0), 14: st(300*time.Millisecond, 0),
 	}, ours: map[int]bool{10: true}}
-	assert.InDelta(t, 1.0, othersCores(a, b), 1e-9)
-	b.tasks[11] = cpu(0)
-	assert.InDelta(t, 0.5, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
+	b := cpuSample{at: a.at.Add(2 * time.Second), tasks: map[int]procfs.Stat{
+		10: st(9*time.Second, 5*time.Second), // ours: ignored, children too
+		11: st(2*time.Second, 0),             // +1 s
+		13: st(time.Second, 0),               // new: counts in full
+		12: st(0, 500*time.Millisecond),      // reaped 14 (300 ms before a, 200 ms inside)
+	}, ours: map[int]bool{10: true}}
+	assert.InDelta(t, (1+1+0.2)/2.0, othersCores(a, b), 1e-9)
+	b.tasks[11] = st(0, 0)
+	assert.InDelta(t, 1.2/2.0, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
+}
+
+func TestOthersCoresSeesShortLivedProcesses(t *testing.T) {
+	// A parent that keeps starting busy children living a few milliseconds:
+	// they come and go between the samples and are seen through the parent.
+	script := `while :; do sh -c 'i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done'; done`
+	c, err := StartChild("spawner", "/bin/sh", []string{"-c", script}, nil)
+	require.NoError(t, err)
+	defer func() {
+		c.Kill()
+		_, _ = c.Wait(5 * time.Second)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	a := sampleCPU()
+	time.Sleep(600 * time.Millisecond)
+	b := sampleCPU()
+	assert.Greater(t, othersCores(a, b), 0.3, "short-lived children use most of a core")
 }
 
 func TestForksPerSecLeavesOursOut(t *testing.T) {

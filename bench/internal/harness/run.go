@@ -216,10 +216,40 @@ func sampleCPU(pids ...int) cpuSample {
 	return s
 }
 
+// othersCores is the CPU, in cores, that user-space processes other than
+// ours (server, load generator, harness and its parent) used between a and b.
+// Each process counts its own CPU time over the interval (a process that
+// appeared meanwhile counts in full). Processes that ended meanwhile are
+// seen through their parents: the growth of a parent's reaped-children time,
+// less what those children had already used at a, is the CPU of children
+// that ended inside the interval — a compiler run or a test binary that came
+// and went between the samples. Kernel threads are left out: the run's own
+// loopback traffic is processed there (softirq).
+func othersCores(a, b cpuSample) float64 {
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	ours := func(pid int) bool { return a.ours[pid] || b.ours[pid] }
+	var other time.Duration
+	for pid, st := range b.tasks {
+		if ours(pid) {
+			continue
+		}
+		prev := a.tasks[pid] // zero for a process that appeared meanwhile
+		other += max(0, st.CPU-prev.CPU) + max(0, st.Children-prev.Children)
+	}
+	for pid, st := range a.tasks {
+		if _, alive := b.tasks[pid]; !alive && !ours(pid) {
+			other -= st.CPU + st.Children // already used before a: not in the interval
+		}
+	}
+	return max(0, other.Seconds()/dt)
+}
+
 // forksPerSec is how many processes and threads the machine created per
-// second between a and b: short-lived processes escape othersCores, so a
-// burst of them (a compiler run, a test suite) marks a run disturbed too.
-// Processes and threads of our own that appeared meanwhile are not counted.
+// second between a and b. Processes and threads of our own that appeared
+// meanwhile are not counted.
 func forksPerSec(a, b cpuSample) float64 {
 	dt := b.at.Sub(a.at).Seconds()
 	if dt <= 0 || b.forks < a.forks {
@@ -240,30 +270,9 @@ func forksPerSec(a, b cpuSample) float64 {
 }
 
 // maxForksPerSec is the process-creation rate above which a run is marked
-// disturbed. Our own processes create only a few threads once warmed up.
-const maxForksPerSec = 20
-
-// othersCores is the CPU, in cores, that user-space processes other than
-// ours (server, load generator, harness and its parent) used between a and b.
-// A process that appeared meanwhile counts in full; one that came and went
-// between the samples is missed (forksPerSec catches bursts of those).
-// Kernel threads are left
-// out: the run's own loopback traffic is processed there (softirq), and so
-// is machine-wide interrupt time, which no task is charged for.
-func othersCores(a, b cpuSample) float64 {
-	dt := b.at.Sub(a.at).Seconds()
-	if dt <= 0 {
-		return 0
-	}
-	var other time.Duration
-	for pid, st := range b.tasks {
-		if a.ours[pid] || b.ours[pid] {
-			continue
-		}
-		other += max(0, st.CPU-a.tasks[pid].CPU)
-	}
-	return other.Seconds() / dt
-}
+// disturbed even if the CPU it cost was not seen (an orphan nobody reaped
+// in time). Other programs' thread pools alone stay well below it.
+const maxForksPerSec = 200
 
 // judge records outside activity during a run and marks it disturbed.
 func (r *runner) judge(run *Run, a, b cpuSample) {
