@@ -280,14 +280,10 @@ func (q *Queue) wake() {
 func (q *Queue) Done(s Segment) {
 	p := q.pending.Add(-int64(s.Len))
 	q.Release(s.Ref)
-	if p <= q.low {
-		q.resume()
-	}
-}
-
-// resume tells a paused producer to go on, once.
-func (q *Queue) resume() {
-	if q.paused.Load() && q.paused.CompareAndSwap(true, false) && q.onResume != nil {
+	// Look at pending again: since Add, the producer may have filled up and
+	// paused anew, and that pause is not this give-back's to lift.
+	if p <= q.low && q.paused.Load() && q.pending.Load() <= q.low &&
+		q.paused.CompareAndSwap(true, false) && q.onResume != nil {
 		q.onResume()
 	}
 }

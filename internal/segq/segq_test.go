@@ -1,0 +1,298 @@
+package segq_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > 1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > 1 {
+			println("leaked goroutines:", n)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func newArena(t *testing.T, blocks int) *arena.Arena {
+	a, err := arena.New(arena.Config{BlockSize: arena.MinBlockSize, Blocks: blocks})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, a.Close()) })
+	return a
+}
+
+func seg(t *testing.T, a *arena.Arena, off, n int) segq.Segment {
+	ref, ok := a.Take()
+	require.True(t, ok, "arena dry")
+	return segq.Segment{Ref: ref, Off: uint32(off), Len: uint32(n)}
+}
+
+func TestPushTakeDoneOrder(t *testing.T) {
+	a := newArena(t, 4)
+	q := segq.New(segq.Config{Arena: a})
+	s1, s2 := seg(t, a, 0, 10), seg(t, a, 100, 20)
+	copy(a.Bytes(s2.Ref.ID())[100:], "0123456789abcdefghijXYZ")
+	assert.False(t, q.Push(s1))
+	assert.False(t, q.Push(s2))
+	assert.Equal(t, 30, q.Pending())
+	got, err := q.Take(nil, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, []segq.Segment{s1, s2}, got)
+	b := got[1].Bytes(a)
+	assert.Equal(t, "0123456789abcdefghij", string(b), "exactly Len bytes")
+	assert.Equal(t, 20, cap(b), "capacity capped at the segment")
+	q.Done(got[0])
+	q.Done(got[1])
+	assert.Zero(t, q.Pending())
+	assert.Zero(t, a.InUse())
+	_, err = q.Take(nil, nil, true)
+	assert.ErrorIs(t, err, segq.ErrWouldBlock)
+	q.Close()
+}
+
+func TestPushOutsideBlockPanics(t *testing.T) {
+	a := newArena(t, 1)
+	q := segq.New(segq.Config{Arena: a})
+	s := seg(t, a, arena.MinBlockSize-1, 2)
+	assert.Panics(t, func() { q.Push(s) })
+	a.Release(s.Ref)
+}
+
+func TestEmptySegmentGivenBack(t *testing.T) {
+	a := newArena(t, 1)
+	q := segq.New(segq.Config{Arena: a})
+	assert.False(t, q.Push(seg(t, a, 0, 0)))
+	assert.Zero(t, a.InUse())
+	q.Close()
+}
+
+func TestPauseAndResume(t *testing.T) {
+	a := newArena(t, 8)
+	var resumes atomic.Int32
+	q := segq.New(segq.Config{Arena: a, Limit: 100, OnResume: func() { resumes.Add(1) }})
+	assert.False(t, q.Push(seg(t, a, 0, 60)))
+	assert.True(t, q.Push(seg(t, a, 0, 40)), "limit reached")
+	got, err := q.Take(nil, nil, true)
+	require.NoError(t, err)
+	q.Done(got[0]) // 40 pending: at or below Limit/2
+	assert.Equal(t, int32(1), resumes.Load())
+	q.Done(got[1])
+	assert.Equal(t, int32(1), resumes.Load(), "one resume per pause")
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+// TestWaitingConsumerLiftsPause: a consumer that finds the queue empty needs
+// more than it holds, so a paused producer must go on.
+func TestWaitingConsumerLiftsPause(t *testing.T) {
+	a := newArena(t, 8)
+	var resumes atomic.Int32
+	q := segq.New(segq.Config{Arena: a, Limit: 100, OnResume: func() { resumes.Add(1) }})
+	assert.True(t, q.Push(seg(t, a, 0, 100)))
+	got, err := q.Take(nil, nil, true)
+	require.NoError(t, err)
+	assert.Zero(t, resumes.Load(), "segments were queued")
+	_, err = q.Take(nil, got[:0:0], true)
+	assert.ErrorIs(t, err, segq.ErrWouldBlock)
+	assert.Equal(t, int32(1), resumes.Load(), "empty queue lifts the pause")
+	q.Done(got[0])
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+func TestFinishKeepsQueuedThenEnds(t *testing.T) {
+	a := newArena(t, 4)
+	q := segq.New(segq.Config{Arena: a})
+	q.Push(seg(t, a, 0, 5))
+	boom := errors.New("boom")
+	q.Finish(boom)
+	q.Finish(nil) // only the first counts
+	assert.True(t, q.Push(seg(t, a, 0, 5)), "push after Finish")
+	assert.Equal(t, 1, a.InUse(), "late segment given back")
+	got, err := q.Take(nil, nil, false)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	q.Done(got[0])
+	_, err = q.Take(nil, nil, false)
+	assert.ErrorIs(t, err, boom)
+	_, err = q.Take(nil, nil, false)
+	assert.ErrorIs(t, err, boom, "sticky")
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+func TestFinishNilIsEOF(t *testing.T) {
+	a := newArena(t, 1)
+	q := segq.New(segq.Config{Arena: a})
+	q.Finish(nil)
+	_, err := q.Take(context.Background(), nil, false)
+	assert.ErrorIs(t, err, io.EOF)
+	q.Close()
+}
+
+func TestCloseGivesBack(t *testing.T) {
+	a := newArena(t, 4)
+	var released atomic.Int32
+	q := segq.New(segq.Config{Arena: a, OnRelease: func(r arena.Ref) { released.Add(1); a.Release(r) }})
+	q.Push(seg(t, a, 0, 5))
+	q.Push(seg(t, a, 0, 5))
+	q.Close()
+	q.Close()
+	assert.True(t, q.Closed())
+	assert.Equal(t, int32(2), released.Load(), "through OnRelease")
+	assert.Zero(t, a.InUse())
+	assert.True(t, q.Push(seg(t, a, 0, 5)), "push after Close asks to pause")
+	assert.Zero(t, a.InUse())
+	_, err := q.Take(nil, nil, false)
+	assert.ErrorIs(t, err, segq.ErrClosed)
+}
+
+func TestTakeWaitsForPush(t *testing.T) {
+	a := newArena(t, 2)
+	q := segq.New(segq.Config{Arena: a})
+	s := seg(t, a, 0, 3)
+	go func() { time.Sleep(5 * time.Millisecond); q.Push(s) }()
+	got, err := q.Take(context.Background(), nil, false)
+	require.NoError(t, err)
+	require.Equal(t, []segq.Segment{s}, got)
+	q.Done(got[0])
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+func TestDeadline(t *testing.T) {
+	a := newArena(t, 1)
+	q := segq.New(segq.Config{Arena: a})
+	q.SetDeadline(time.Now().Add(10 * time.Millisecond))
+	_, err := q.Take(nil, nil, false)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	_, err = q.Take(nil, nil, false)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "past deadline fails at once")
+
+	// A new deadline reaches a Take already waiting.
+	q.SetDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() { _, err := q.Take(nil, nil, false); errc <- err }()
+	time.Sleep(5 * time.Millisecond)
+	q.SetDeadline(time.Now().Add(-time.Second))
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiting Take did not see the new deadline")
+	}
+	q.Close()
+}
+
+func TestContextCancel(t *testing.T) {
+	a := newArena(t, 1)
+	q := segq.New(segq.Config{Arena: a})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := q.Take(ctx, nil, false)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	q.Close()
+}
+
+// TestProducerConsumer runs a producer that honours pause/resume against a
+// consumer on another goroutine, and checks order, bound and give-back.
+func TestProducerConsumer(t *testing.T) {
+	a := newArena(t, 64)
+	resume := make(chan struct{}, 1)
+	const limit = 8 * arena.MinBlockSize
+	q := segq.New(segq.Config{Arena: a, Limit: limit, OnResume: func() {
+		select {
+		case resume <- struct{}{}:
+		default:
+		}
+	}})
+	const total = 20000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		deadline := time.Now().Add(20 * time.Second)
+		for i := range total {
+			ref, ok := a.Take()
+			for !ok && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Microsecond)
+				ref, ok = a.Take()
+			}
+			if !ok {
+				t.Error("arena dry")
+				q.Finish(errors.New("dry"))
+				return
+			}
+			a.Bytes(ref.ID())[0] = byte(i)
+			if q.Push(segq.Segment{Ref: ref, Len: uint32(1 + i%arena.MinBlockSize)}) {
+				select {
+				case <-resume:
+				case <-time.After(10 * time.Second):
+					t.Error("never resumed")
+					q.Finish(errors.New("stuck"))
+					return
+				}
+			}
+		}
+		q.Finish(nil)
+	}()
+	var buf []segq.Segment
+	next, maxPending := 0, 0
+	var err error
+	for {
+		buf, err = q.Take(context.Background(), buf[:0], false)
+		if err != nil {
+			break
+		}
+		maxPending = max(maxPending, q.Pending())
+		for _, s := range buf {
+			if byte(next) != s.Bytes(a)[0] {
+				t.Fatalf("segment %d out of order", next)
+			}
+			next++
+			q.Done(s)
+		}
+	}
+	wg.Wait()
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, total, next)
+	// A push reaching the limit pauses; a give-back racing a new pause may
+	// let one more segment through.
+	assert.LessOrEqual(t, maxPending, limit+2*arena.MinBlockSize, "pending bounded by the limit plus the segments in flight")
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+func TestSteadyStateAllocs(t *testing.T) {
+	a := newArena(t, 4)
+	q := segq.New(segq.Config{Arena: a})
+	buf := make([]segq.Segment, 0, 4)
+	allocs := testing.AllocsPerRun(1000, func() {
+		ref, _ := a.Take()
+		q.Push(segq.Segment{Ref: ref, Len: 10})
+		buf, _ = q.Take(nil, buf[:0], true)
+		q.Done(buf[0])
+	})
+	assert.Zero(t, allocs)
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
