@@ -231,7 +231,7 @@ func Check(t testing.TB, f Factory, sc Scenario) {
 		opts = append(opts, reader.WithMaxLine(sc.MaxLine))
 	}
 	r, a, done := f(t, sc.Stream, opts...)
-	m := &Model{Data: sc.Stream.Data, End: sc.Stream.End, Limit: r.Limit(), MaxLine: r.Limit()}
+	m := &Model{Data: orEmpty(sc.Stream.Data), End: sc.Stream.End, Limit: r.Limit(), MaxLine: r.Limit()}
 	if sc.MaxLine > 0 && sc.MaxLine < m.MaxLine {
 		m.MaxLine = sc.MaxLine
 	}
@@ -569,4 +569,24 @@ func (m *Model) line(t testing.TB, r *reader.Reader, op Op) bool {
 	}
 	m.Pos += consumed
 	return assert.NoError(t, err, "%v", op) && assert.Equal(t, want, orEmpty(got), "%v", op)
+}
+
+// DecodeOps turns fuzz input into operations, three bytes each: the kind,
+// then a count that is small (under 64) for most inputs and otherwise spans
+// 0 to limit plus two blocks, and the delimiter from the kind byte's top bits.
+func DecodeOps(b []byte, limit int) []Op {
+	var ops []Op
+	for ; len(b) >= 3; b = b[3:] {
+		o := Op{Kind: Kind(b[0] % byte(numKinds)), Delim: "\n\r\x00a"[b[0]>>6]}
+		if b[1] < 0xc0 {
+			o.N = int(b[2] % 64)
+		} else {
+			o.N = (int(b[1]&0x3f)<<8 | int(b[2])) % (limit + 2*arena.MinBlockSize)
+			if b[1]&0x3f == 0x3f {
+				o.N = limit - 1 + int(b[2]%3)
+			}
+		}
+		ops = append(ops, o)
+	}
+	return ops
 }
