@@ -73,7 +73,9 @@ func TestReportJSONHasNoNaN(t *testing.T) {
 }
 
 func TestOthersCores(t *testing.T) {
-	st := func(cpu, children time.Duration) procfs.Stat { return procfs.Stat{CPU: cpu, Children: children, Threads: 1} }
+	st := func(cpu, children time.Duration) procfs.Stat {
+		return procfs.Stat{CPU: cpu, Children: children, Threads: 1}
+	}
 	a := cpuSample{tasks: map[int]procfs.Stat{
 		10: st(time.Second, 0), 11: st(time.Second, 0), 12: st(0, 0), 14: st(300*time.Millisecond, 0),
 	}, ours: map[int]bool{10: true}}
@@ -88,6 +90,21 @@ func TestOthersCores(t *testing.T) {
 	assert.InDelta(t, 1.2/2.0, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
 }
 
+// treeShare is what othersCores credits to pid between a and b: the
+// difference between counting it as someone else's and as ours.
+func treeShare(a, b cpuSample, pid int) float64 {
+	with := othersCores(a, b)
+	a2, b2 := a, b
+	a2.ours, b2.ours = map[int]bool{pid: true}, map[int]bool{pid: true}
+	for k := range a.ours {
+		a2.ours[k] = true
+	}
+	for k := range b.ours {
+		b2.ours[k] = true
+	}
+	return with - othersCores(a2, b2)
+}
+
 func TestOthersCoresSeesShortLivedProcesses(t *testing.T) {
 	// A parent that keeps starting busy children living a few milliseconds:
 	// they come and go between the samples and are seen through the parent.
@@ -100,9 +117,14 @@ func TestOthersCoresSeesShortLivedProcesses(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	a := sampleCPU()
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(time.Second)
 	b := sampleCPU()
-	assert.Greater(t, othersCores(a, b), 0.3, "short-lived children use most of a core")
+	children := b.tasks[c.Pid()].Children - a.tasks[c.Pid()].Children
+	require.Positive(t, children, "the children ran and were reaped")
+	own := max(0, b.tasks[c.Pid()].CPU-a.tasks[c.Pid()].CPU)
+	dt := b.at.Sub(a.at).Seconds()
+	assert.InDelta(t, (own+children).Seconds()/dt, treeShare(a, b, c.Pid()), 1e-9,
+		"the children's CPU counts, however busy the machine is")
 }
 
 func TestForksPerSecLeavesOursOut(t *testing.T) {
@@ -126,12 +148,13 @@ func TestOthersCoresSeesABusyProcess(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	a := sampleCPU()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	b := sampleCPU()
-	withHog := othersCores(a, b)
-	// The same two samples, with the hog declared ours: its share must go.
+	own := b.tasks[c.Pid()].CPU - a.tasks[c.Pid()].CPU
+	require.Positive(t, own, "the hog got some CPU")
+	dt := b.at.Sub(a.at).Seconds()
+	assert.InDelta(t, own.Seconds()/dt, treeShare(a, b, c.Pid()), 1e-9, "a busy process counts as others unless it is ours")
+	// Declared ours (as the server and load generator are), it drops out.
 	a.ours[c.Pid()], b.ours[c.Pid()] = true, true
-	withoutHog := othersCores(a, b)
-	assert.Greater(t, withHog-withoutHog, 0.3, "a spinning process uses most of a core (others %.2f, without it %.2f)", withHog, withoutHog)
-	assert.GreaterOrEqual(t, withoutHog, 0.0)
+	assert.InDelta(t, 0.0, treeShare(a, b, c.Pid()), 1e-9)
 }
