@@ -22,9 +22,14 @@
 // Errors: a method that cannot complete consumes nothing and shows nothing to
 // its callback, so a caller can retry, or read what did arrive with a smaller
 // request. When the stream ends in the middle of a value the error is
-// io.ErrUnexpectedEOF (io.EOF when nothing at all was buffered). The one
-// exception is a streaming ReadRange larger than the buffering limit: bytes
-// already yielded are consumed.
+// io.ErrUnexpectedEOF (io.EOF when nothing at all was buffered). The
+// exceptions stream by nature: a ReadRange larger than the buffering limit,
+// Discard (as bufio's) and WriteTo consume what they got through before the
+// error. Closing gives an error matching net.ErrClosed; blocking waits end at
+// the deadline (os.ErrDeadlineExceeded) or with the context's error.
+//
+// Allocation: the read paths allocate nothing once the Reader's scratch
+// space has grown to the largest request; Retain allocates the Slice.
 //
 // A Reader is not safe for concurrent use; its callbacks must not call the
 // Reader's methods.

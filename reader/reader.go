@@ -174,12 +174,10 @@ func (r *Reader) Buffered() int {
 	if r.closed {
 		return 0
 	}
-	if _, ok := r.src.(*queueSource); ok {
-		r.compact()
-		var added int
-		r.segs, added, _ = r.src.fill(nil, r.segs, true)
-		r.n += added
-	}
+	r.compact()
+	var added int
+	r.segs, added = r.src.poll(r.segs)
+	r.n += added
 	return r.n
 }
 

@@ -21,6 +21,9 @@ type source interface {
 	// later call), ErrWouldBlock, ErrNoBlocks, os.ErrDeadlineExceeded or
 	// ctx's error.
 	fill(ctx context.Context, segs []segq.Segment, nonBlocking bool) ([]segq.Segment, int, error)
+	// poll appends what has already arrived, without waiting or asking for
+	// more, and reports how many bytes it added.
+	poll(segs []segq.Segment) ([]segq.Segment, int)
 	// done gives back a segment whose bytes are all consumed.
 	done(s segq.Segment)
 	// releaser returns the function that gives back an extra block reference
@@ -65,6 +68,16 @@ func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking
 		return segs, 0, ErrClosed
 	}
 	return segs, 0, err
+}
+
+func (s *queueSource) poll(segs []segq.Segment) ([]segq.Segment, int) {
+	before := len(segs)
+	segs = s.q.Poll(segs)
+	added := 0
+	for _, sg := range segs[before:] {
+		added += int(sg.Len)
+	}
+	return segs, added
 }
 
 func (s *queueSource) done(sg segq.Segment)      { s.q.Done(sg) }
@@ -152,6 +165,9 @@ func (p *pullSource) claim(segs []segq.Segment, m int) []segq.Segment {
 	p.a.Retain(p.cur)
 	return append(segs, segq.Segment{Ref: p.cur, Off: off, Len: uint32(m)})
 }
+
+// poll adds nothing: a pull source reads only when asked for more.
+func (p *pullSource) poll(segs []segq.Segment) ([]segq.Segment, int) { return segs, 0 }
 
 func (p *pullSource) done(sg segq.Segment)      { p.a.Release(sg.Ref) }
 func (p *pullSource) releaser() func(arena.Ref) { return p.rel }

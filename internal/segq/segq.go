@@ -234,6 +234,18 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 	}
 }
 
+// Poll appends every queued segment to dst, like Take, but never waits,
+// returns no error and leaves a pause in place: it is for a consumer that
+// only asks what has arrived (a Buffered count), not for more.
+func (q *Queue) Poll(dst []Segment) []Segment {
+	q.mu.Lock()
+	dst = append(dst, q.segs...)
+	clear(q.segs)
+	q.segs = q.segs[:0]
+	q.mu.Unlock()
+	return dst
+}
+
 // wait blocks until a wake-up, ctx is done or the deadline passes.
 func (q *Queue) wait(ctx context.Context, deadline time.Time) error {
 	var done <-chan struct{}

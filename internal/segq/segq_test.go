@@ -296,3 +296,19 @@ func TestSteadyStateAllocs(t *testing.T) {
 	q.Close()
 	assert.Zero(t, a.InUse())
 }
+
+// TestPollLeavesPause: asking what arrived is not asking for more.
+func TestPollLeavesPause(t *testing.T) {
+	a := newArena(t, 4)
+	var resumes atomic.Int32
+	q := segq.New(segq.Config{Arena: a, Limit: 10, OnResume: func() { resumes.Add(1) }})
+	assert.True(t, q.Push(seg(t, a, 0, 10)))
+	got := q.Poll(nil)
+	require.Len(t, got, 1)
+	assert.Empty(t, q.Poll(nil))
+	assert.Zero(t, resumes.Load(), "Poll on an empty queue keeps the producer paused")
+	q.Done(got[0])
+	assert.Equal(t, int32(1), resumes.Load())
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
