@@ -35,6 +35,14 @@ type Sink interface {
 	Detached()
 }
 
+// Opener is an optional interface of a [Sink]: when the sink has it, the
+// engine calls Opened once on its loop goroutine soon after Attach, before any
+// other callback of that sink (handler mode uses it to run an open callback on
+// the loop).
+type Opener interface {
+	Opened()
+}
+
 // Config configures an [Engine].
 type Config struct {
 	// Arena provides the blocks that data is read into. Required; it may be

@@ -30,6 +30,7 @@ const (
 	stateStarved         // out of epoll: the arena was dry
 	stateEnded           // out of epoll: end of stream or error delivered
 	stateDetached        // out of the table; Detached delivered
+	stateOpening         // attached, waiting for the loop to call Opened
 )
 
 // Engine is one epoll loop reading attached sockets into arena blocks. Its
@@ -68,6 +69,7 @@ const (
 	opResume = iota + 1
 	opDetach
 	opShutdown
+	opOpen
 )
 
 // conn is one attached socket. Its fields other than the atomics are owned
@@ -77,6 +79,7 @@ type conn struct {
 	slot     uint32
 	gen      uint32
 	sink     Sink
+	opener   Opener // the sink's Opener, if it has one
 	state    uint8
 	queued   bool        // in the loop's ready list
 	detachRq atomic.Bool // Detach was called
@@ -125,7 +128,8 @@ func New(cfg Config) (*Engine, error) {
 
 // Attach starts reading fd, which must be a connected, non-blocking stream
 // socket, and delivering its data to sink. The caller keeps owning fd: it
-// must not close it before sink.Detached is called.
+// must not close it before sink.Detached is called. A sink that is an
+// [Opener] gets Opened on the loop before the fd is watched.
 func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	// Held throughout, so that a shutdown either sees this connection in the
 	// table or refuses it here.
@@ -140,6 +144,15 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
 	}
 	c.slot = slot
+	if o, ok := sink.(Opener); ok {
+		// The loop calls Opened and only then puts the fd in epoll, so that
+		// no event can come first.
+		c.state = stateOpening
+		c.opener = o
+		e.cmds = append(e.cmds, command{op: opOpen, c: c})
+		e.wake()
+		return &Conn{c: c}, nil
+	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
 		e.slots.remove(slot)
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
@@ -392,6 +405,13 @@ func (e *Engine) commands() (shutdown bool) {
 			e.detach(cmd.c)
 		case opShutdown:
 			shutdown = true
+		case opOpen:
+			if cmd.c.state == stateOpening {
+				cmd.c.opener.Opened()
+				if cmd.c.state == stateOpening { // still: Detach only queues a command
+					e.rewatch(cmd.c)
+				}
+			}
 		}
 	}
 	return shutdown

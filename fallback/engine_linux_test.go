@@ -455,3 +455,44 @@ func (d *detachOnData) Flush() {
 	d.e.Detach(d.h.Load())
 	d.e.Detach(d.h.Load()) // twice is harmless
 }
+
+// openRecorder is a recorder that is also an Opener: it notes whether Opened
+// came first, and on which goroutine.
+type openRecorder struct {
+	*recorder
+	e          *fallback.Engine
+	opened     atomic.Int32
+	onLoop     atomic.Bool
+	openedLate atomic.Bool // a Deliver came before Opened
+}
+
+func (o *openRecorder) Opened() {
+	o.onLoop.Store(o.e.OnLoop())
+	o.opened.Add(1)
+}
+
+func (o *openRecorder) Deliver(ref arena.Ref, off, n int) bool {
+	if o.opened.Load() == 0 {
+		o.openedLate.Store(true)
+	}
+	return o.recorder.Deliver(ref, off, n)
+}
+
+func TestOpenedRunsOnLoopBeforeData(t *testing.T) {
+	f := newFixture(t, 8, 4096)
+	fd, peer := socketpair(t)
+	defer peer.Close()
+	// Data waits in the socket before Attach: Opened must still come first.
+	_, err := peer.Write([]byte("early bytes"))
+	require.NoError(t, err)
+	rec := &openRecorder{recorder: newRecorder(f.a), e: f.e}
+	h, err := f.e.Attach(fd, rec)
+	require.NoError(t, err)
+	rec.waitLen(t, 11, 5*time.Second)
+	assert.EqualValues(t, 1, rec.opened.Load())
+	assert.True(t, rec.onLoop.Load(), "Opened ran off the loop")
+	assert.False(t, rec.openedLate.Load(), "data delivered before Opened")
+	f.e.Detach(h)
+	waitClosed(t, rec.detached, "Detached")
+	assert.NoError(t, syscall.Close(fd))
+}
