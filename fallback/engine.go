@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/slots"
 )
 
 // Errors returned by this package; match them with errors.Is.
@@ -69,8 +70,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadsPerEvent <= 0 {
 		c.ReadsPerEvent = 4
 	}
-	if c.MaxConns <= 0 || c.MaxConns > maxSlots {
-		c.MaxConns = maxSlots
+	if c.MaxConns <= 0 || c.MaxConns > slots.Max {
+		c.MaxConns = slots.Max
 	}
 	return c, nil
 }

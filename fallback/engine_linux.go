@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/slots"
 	"github.com/zcio/zcio/internal/unix"
 )
 
@@ -40,7 +41,7 @@ type Engine struct {
 	a     *arena.Arena
 	epfd  int
 	evfd  int
-	slots slotTable[conn]
+	slots slots.Table[conn]
 	gen   atomic.Uint32
 	tid   atomic.Int64 // the loop's OS thread id, for OnLoop
 
@@ -119,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		events: make([]unix.EpollEvent, 256),
 		tail:   tailBlock{a: cfg.Arena, minRoom: cfg.MinRoom},
 	}
-	e.slots.limit = uint32(cfg.MaxConns)
+	e.slots.SetLimit(cfg.MaxConns)
 	started := make(chan struct{})
 	go e.loop(started)
 	<-started
@@ -139,7 +140,7 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, ErrClosed)
 	}
 	c := &conn{fd: fd, sink: sink, gen: e.gen.Add(1)}
-	slot, ok := e.slots.add(c)
+	slot, ok := e.slots.Add(c)
 	if !ok {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
 	}
@@ -154,7 +155,7 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		return &Conn{c: c}, nil
 	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
-		e.slots.remove(slot)
+		e.slots.Remove(slot)
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
 	}
 	return &Conn{c: c}, nil
@@ -288,7 +289,7 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 		_, _ = unix.Read(e.evfd, buf[:])
 		return
 	}
-	c := e.slots.get(slot)
+	c := e.slots.Get(slot)
 	if c == nil || c.gen != uint32(ev.Pad) || c.state != stateWatched {
 		return // stale event of a connection that left
 	}
@@ -425,12 +426,12 @@ func (e *Engine) detach(c *conn) {
 		e.unwatch(c)
 	}
 	c.state = stateDetached
-	e.slots.remove(c.slot)
+	e.slots.Remove(c.slot)
 	c.sink.Detached()
 }
 
 func (e *Engine) shutdown() {
-	e.slots.each(func(c *conn) {
+	e.slots.Each(func(c *conn) {
 		if c.state != stateEnded && c.state != stateDetached {
 			if c.state == stateWatched {
 				e.unwatch(c)

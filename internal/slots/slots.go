@@ -1,4 +1,6 @@
-package fallback
+// Package slots maps small integers (the user data of epoll events and
+// io_uring requests) to connections, for the engines' loops.
+package slots
 
 import (
 	"sync"
@@ -9,15 +11,16 @@ const (
 	chunkBits = 10
 	chunkSize = 1 << chunkBits
 	maxChunks = 1 << 10
-	maxSlots  = chunkSize * maxChunks
+	// Max is the most slots a Table can hand out.
+	Max = chunkSize * maxChunks
 )
 
-// slotTable maps the small integers stored in epoll events to connections
-// (any *T).
+// Table maps slots, small integers stored in kernel events, to connections
+// (any *T). The zero value is empty and hands out no slot until SetLimit.
 // Entries live in fixed chunks that never move, so the loop reads them with
 // one atomic load and no lock while other goroutines add connections.
 // Only adding and freeing take the mutex.
-type slotTable[T any] struct {
+type Table[T any] struct {
 	chunks [maxChunks]atomic.Pointer[[chunkSize]atomic.Pointer[T]]
 
 	mu    sync.Mutex
@@ -26,7 +29,16 @@ type slotTable[T any] struct {
 	limit uint32
 }
 
-func (t *slotTable[T]) add(c *T) (uint32, bool) {
+// SetLimit bounds the slots in use at once (at most Max).
+func (t *Table[T]) SetLimit(n int) {
+	t.mu.Lock()
+	t.limit = uint32(min(max(n, 0), Max))
+	t.mu.Unlock()
+}
+
+// Add stores c in a free slot and returns it; false when Limit slots are in
+// use.
+func (t *Table[T]) Add(c *T) (uint32, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var s uint32
@@ -49,8 +61,9 @@ func (t *slotTable[T]) add(c *T) (uint32, bool) {
 	return s, true
 }
 
-func (t *slotTable[T]) get(s uint32) *T {
-	if s >= maxSlots {
+// Get returns the connection in slot s, nil if none. It takes no lock.
+func (t *Table[T]) Get(s uint32) *T {
+	if s >= Max {
 		return nil
 	}
 	ch := t.chunks[s>>chunkBits].Load()
@@ -60,20 +73,21 @@ func (t *slotTable[T]) get(s uint32) *T {
 	return ch[s&(chunkSize-1)].Load()
 }
 
-func (t *slotTable[T]) remove(s uint32) {
+// Remove frees slot s for reuse.
+func (t *Table[T]) Remove(s uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.chunks[s>>chunkBits].Load()[s&(chunkSize-1)].Store(nil)
 	t.free = append(t.free, s)
 }
 
-// each calls fn for every connection in the table.
-func (t *slotTable[T]) each(fn func(*T)) {
+// Each calls fn for every connection in the table.
+func (t *Table[T]) Each(fn func(*T)) {
 	t.mu.Lock()
 	n := t.next
 	t.mu.Unlock()
 	for s := uint32(0); s < n; s++ {
-		if c := t.get(s); c != nil {
+		if c := t.Get(s); c != nil {
 			fn(c)
 		}
 	}
