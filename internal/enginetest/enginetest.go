@@ -89,7 +89,7 @@ type recorder struct {
 	pauseAt  int // pause once this many bytes are held (0: never)
 	segments int
 	blocks   map[uint16]bool // ids of the blocks segments were in
-	stale    bool // a segment reached past its block
+	stale    bool            // a segment reached past its block
 	flushes  int
 	endErr   error
 	changed  chan struct{} // signalled after every callback
@@ -494,7 +494,6 @@ func testAttachRejectsBadFD(t *testing.T, s Suite) {
 	assert.ErrorIs(t, err, syscall.EBADF)
 	assert.Contains(t, err.Error(), "attach fd -1")
 }
-
 
 func testDetachFromCallback(t *testing.T, s Suite) {
 	f := newFixture(t, s, 4, 4096)
