@@ -1,0 +1,209 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/unix"
+)
+
+// BufRing is a provided-buffer ring (IORING_REGISTER_PBUF_RING, Linux 5.19)
+// whose buffers are the blocks of one arena: the kernel picks a block for
+// each receive of a request that names the ring's group. The ring's entries
+// live in mmap'd memory shared with the kernel, never Go heap.
+//
+// The BufRing owns one arena reference per block it has published; Claim
+// hands that reference (or a new one, while the kernel keeps filling the
+// block) to the caller. Only the ring's owner goroutine may call its
+// methods; blocks are released to the arena from anywhere and come back
+// with Refill.
+type BufRing struct {
+	r     *Ring
+	a     *arena.Arena
+	group uint16
+	inc   bool // IOU_PBUF_RING_INC: the kernel fills a block across receives
+
+	mem     []byte
+	entries []bufEntry
+	mask    uint16
+	tail    uint16  // our tail, published by publish
+	tailPtr *uint32 // the 32-bit word holding entry 0's bid and the tail
+
+	held []arena.Ref // held[id]: the ring's reference to a block in the kernel's hands
+	in   []bool      // in[id]: the block is published and not fully handed back
+	fill []uint32    // incremental mode: bytes of the block the kernel has used
+
+	closed bool
+}
+
+// littleEndian is the byte order of this machine, for the tail store.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// RegisterBufRing registers a buffer ring for group over every block of a
+// and publishes every free block. Incremental consumption (Linux 6.12) is
+// used where the kernel has it, so that small receives from any connection
+// share a block instead of using one each. Close (or the Ring's Close)
+// unregisters it and releases the blocks the kernel still holds.
+func (r *Ring) RegisterBufRing(group uint16, a *arena.Arena) (*BufRing, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if a == nil {
+		return nil, fmt.Errorf("zcio/ring: register buffer ring: %w: no arena", ErrInvalidConfig)
+	}
+	n := roundPow2(uint32(a.Len()))
+	size := int(n) * bufEntrySize
+	page := unix.Getpagesize()
+	size = (size + page - 1) / page * page
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("zcio/ring: register buffer ring: mmap: %w", err)
+	}
+	b := &BufRing{
+		r: r, a: a, group: group,
+		mem:     mem,
+		entries: unsafe.Slice((*bufEntry)(unsafe.Pointer(&mem[0])), n),
+		mask:    uint16(n - 1),
+		tailPtr: (*uint32)(unsafe.Pointer(&mem[bufTailOff-2])),
+		held:    make([]arena.Ref, a.Len()),
+		in:      make([]bool, a.Len()),
+		fill:    make([]uint32, a.Len()),
+	}
+	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))), ringEntries: n, bgid: group}
+	if Probe().IncrementalBuffers.OK {
+		reg.flags = pbufRingInc
+		b.inc = true
+	}
+	if _, err := unix.IoUringRegister(r.fd, registerPbufRing, unsafe.Pointer(&reg), 1); err != nil {
+		_ = unix.Munmap(mem)
+		return nil, fmt.Errorf("zcio/ring: io_uring_register(IORING_REGISTER_PBUF_RING): %w", err)
+	}
+	r.bufRings = append(r.bufRings, b)
+	b.Refill()
+	return b, nil
+}
+
+// Group returns the buffer group id requests name to receive into this ring.
+func (b *BufRing) Group() uint16 { return b.group }
+
+// Incremental reports whether the kernel consumes blocks incrementally.
+func (b *BufRing) Incremental() bool { return b.inc }
+
+// Refill takes every free block of the arena, adds it to the ring and
+// publishes the new tail with one store. It returns how many blocks it added.
+func (b *BufRing) Refill() int {
+	if b.closed {
+		return 0
+	}
+	// The ring is the arena's only taker, so this many Takes succeed.
+	free := b.a.Len() - b.a.InUse()
+	added := 0
+	for ; added < free; added++ {
+		ref, ok := b.a.Take()
+		if !ok {
+			break
+		}
+		b.add(ref)
+	}
+	if added > 0 {
+		b.publish()
+	}
+	return added
+}
+
+// add writes block ref into the next free entry, not yet visible to the
+// kernel.
+func (b *BufRing) add(ref arena.Ref) {
+	id := ref.ID()
+	e := &b.entries[b.tail&b.mask]
+	blk := b.a.Bytes(id)
+	e.addr = uint64(uintptr(unsafe.Pointer(&blk[0])))
+	e.len = uint32(len(blk))
+	e.bid = id
+	b.held[id], b.in[id], b.fill[id] = ref, true, 0
+	b.tail++
+}
+
+// publish makes the added entries visible to the kernel: a release store of
+// the tail. sync/atomic has no 16-bit store, so it stores the 32-bit word
+// that holds the tail and entry 0's bid (which this goroutine alone writes;
+// see tailWord).
+func (b *BufRing) publish() {
+	old := atomic.LoadUint32(b.tailPtr)
+	atomic.StoreUint32(b.tailPtr, tailWord(old, b.tail, littleEndian))
+}
+
+// ErrNotPublished is wrapped by Claim for a block id the ring does not hold.
+var errNotPublished = errors.New("block not in the buffer ring")
+
+// Claim takes over the n bytes a receive completion reported in block id:
+// it returns a reference for the caller to own and the offset of the bytes
+// in the block. When more is set (IORING_CQE_F_BUF_MORE: the kernel keeps
+// filling the block) the ring keeps its own reference and the caller gets a
+// new one; otherwise the ring's reference passes to the caller and the block
+// comes back to the ring by Refill once its last reference is released. It
+// panics for an id the ring does not hold: the kernel never reports one, so
+// that is a bug in the caller.
+func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
+	if int(id) >= len(b.in) || !b.in[id] {
+		panic(fmt.Sprintf("zcio/ring: claim block %d: %v", id, errNotPublished))
+	}
+	ref, off = b.held[id], int(b.fill[id])
+	if more && b.inc {
+		b.a.Retain(ref)
+		b.fill[id] += uint32(n)
+		return ref, off
+	}
+	b.held[id], b.in[id], b.fill[id] = arena.Ref{}, false, 0
+	return ref, off
+}
+
+// Held returns how many blocks the ring holds (published or partly filled).
+func (b *BufRing) Held() int {
+	n := 0
+	for _, in := range b.in {
+		if in {
+			n++
+		}
+	}
+	return n
+}
+
+// Close unregisters the ring, releases every block it holds and unmaps its
+// entries, once. Call it after the requests that use the group have ended.
+func (b *BufRing) Close() error {
+	if b.closed {
+		return ErrClosed
+	}
+	b.closed = true
+	var errs []error
+	reg := bufReg{bgid: b.group}
+	if !b.r.closed {
+		if _, err := unix.IoUringRegister(b.r.fd, unregisterPbufRing, unsafe.Pointer(&reg), 1); err != nil {
+			errs = append(errs, fmt.Errorf("zcio/ring: io_uring_register(IORING_UNREGISTER_PBUF_RING): %w", err))
+		}
+	}
+	for id, in := range b.in {
+		if in {
+			b.in[id] = false
+			b.a.Release(b.held[id])
+		}
+	}
+	if err := unix.Munmap(b.mem); err != nil {
+		errs = append(errs, fmt.Errorf("zcio/ring: munmap buffer ring: %w", err))
+	}
+	b.mem, b.entries = nil, nil
+	for i, x := range b.r.bufRings {
+		if x == b {
+			b.r.bufRings = append(b.r.bufRings[:i], b.r.bufRings[i+1:]...)
+			break
+		}
+	}
+	return errors.Join(errs...)
+}

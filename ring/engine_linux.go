@@ -1,0 +1,589 @@
+//go:build linux
+
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/slots"
+	"github.com/zcio/zcio/internal/unix"
+)
+
+// User data of the engine's requests: the kind in the top byte, then a
+// 24-bit connection generation and a 32-bit slot.
+const (
+	udRecv   = 1
+	udWake   = 2
+	udCancel = 3
+	udNop    = 4
+)
+
+func userData(kind uint8, gen, slot uint32) uint64 {
+	return uint64(kind)<<56 | uint64(gen&0xffffff)<<32 | uint64(slot)
+}
+
+func splitUserData(ud uint64) (kind uint8, gen, slot uint32) {
+	return uint8(ud >> 56), uint32(ud>>32) & 0xffffff, uint32(ud)
+}
+
+// starvedPoll is how often a loop with connections waiting for blocks
+// looks at the arena again.
+const starvedPoll = 2 * time.Millisecond
+
+// engineGroup is the buffer group id of an engine's buffer ring (one per
+// ring, so any id works).
+const engineGroup = 1
+
+// Connection states, owned by the loop.
+const (
+	cOpening  = iota // attached; the loop has not armed it yet
+	cArmed           // a multishot receive is (or is about to be) armed
+	cPaused          // its sink holds enough; the receive is cancelled
+	cStarved         // the buffer ring ran dry (ENOBUFS); waits for blocks
+	cEnded           // end of stream or error delivered
+	cDetached        // out of the table; Detached delivered
+)
+
+// Engine is one io_uring event loop: a goroutine on a locked OS thread that
+// owns one ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them)
+// and one buffer ring over every block of its arena, and keeps a multishot
+// receive armed on each attached socket. The kernel picks a free block for
+// each receive; the loop hands each completion to the connection's [Sink]
+// as a segment. Its methods are safe for concurrent use.
+//
+// The engine uses its arena exclusively: every free block is published to
+// the kernel, and a block comes back to the buffer ring once its last
+// reference is released.
+type Engine struct {
+	cfg   EngineConfig
+	a     *arena.Arena
+	efd   int // eventfd other goroutines write to wake the loop
+	slots slots.Table[econn]
+	gen   atomic.Uint32
+	tid   atomic.Int64
+
+	mu      sync.Mutex
+	cmds    []ecommand
+	closing bool
+	woken   atomic.Bool
+	hungry  atomic.Bool // the buffer ring is low: wake the loop when blocks are released
+	done    chan struct{}
+
+	// Owned by the loop goroutine.
+	r       *Ring
+	br      *BufRing
+	cqes    []CQE
+	work    []ecommand
+	ready   []*econn
+	starved []*econn
+	inRing  int // blocks published to the kernel and not yet handed out
+}
+
+// EngineConfig configures an [Engine].
+type EngineConfig struct {
+	// Arena provides the blocks the kernel receives into. Required; the
+	// engine uses it alone and must be closed before it.
+	Arena *arena.Arena
+	// Entries is the submission queue size (default 256); the completion
+	// queue is CQFactor times larger.
+	Entries uint32
+	// MaxConns bounds the connections attached at once. Zero means 1<<20.
+	MaxConns int
+}
+
+type ecommand struct {
+	op uint8
+	c  *econn
+}
+
+const (
+	eopAttach = iota + 1
+	eopResume
+	eopDetach
+	eopShutdown
+)
+
+// econn is one attached socket, owned by the loop but for detachRq.
+type econn struct {
+	fd       int
+	slot     uint32
+	gen      uint32
+	sink     Sink
+	opener   Opener
+	state    uint8
+	armed    bool // a receive is in the kernel: its final CQE has not come
+	cancel   bool // a cancel was submitted for the armed receive
+	detach   bool // Detach was processed: finish once the receive is gone
+	queued   bool
+	detachRq atomic.Bool
+}
+
+// Sink receives one connection's data; see the fallback package's Sink for
+// the same contract. Every method runs on the engine's loop goroutine.
+type Sink interface {
+	// Deliver hands over bytes [off, off+n) of block ref with one reference
+	// the sink now owns. It returns true to pause the connection.
+	Deliver(ref arena.Ref, off, n int) (pause bool)
+	// Flush is called once after a batch of Deliver calls.
+	Flush()
+	// End reports the end of the stream: io.EOF, the receive's error, or
+	// ErrClosed when the engine stops. Called at most once.
+	End(err error)
+	// Detached: the engine no longer uses the fd.
+	Detached()
+}
+
+// Opener is an optional interface of a Sink: Opened runs on the loop before
+// the connection's receive is armed.
+type Opener interface{ Opened() }
+
+// EngineConn is an attached connection: the handle for Resume and Detach.
+type EngineConn struct{ c *econn }
+
+// NewEngine starts an engine over cfg.Arena. It fails with an error
+// wrapping ErrUnsupported where io_uring, buffer rings or multishot receive
+// are missing.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Arena == nil {
+		return nil, fmt.Errorf("zcio/ring: new engine: %w: no arena", ErrInvalidConfig)
+	}
+	if f := Probe(); !f.ZeroCopyReceive() {
+		err := f.Err
+		if err == nil {
+			err = errors.Join(f.BufRing.Err, f.MultishotRecv.Err)
+		}
+		if !errors.Is(err, ErrUnsupported) {
+			err = fmt.Errorf("%w: %w", ErrUnsupported, err)
+		}
+		return nil, fmt.Errorf("zcio/ring: new engine: %w", err)
+	}
+	if cfg.MaxConns <= 0 || cfg.MaxConns > slots.Max {
+		cfg.MaxConns = slots.Max
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("zcio/ring: new engine: %w", os.NewSyscallError("eventfd", err))
+	}
+	e := &Engine{cfg: cfg, a: cfg.Arena, efd: efd, done: make(chan struct{}), cqes: make([]CQE, 256)}
+	e.slots.SetLimit(cfg.MaxConns)
+	started := make(chan error, 1)
+	go e.loop(started)
+	if err := <-started; err != nil {
+		<-e.done
+		unix.Close(efd)
+		return nil, fmt.Errorf("zcio/ring: new engine: %w", err)
+	}
+	return e, nil
+}
+
+// Attach starts receiving on fd, a connected stream socket, and delivering
+// to sink. The caller keeps owning fd and closes it only after
+// sink.Detached.
+func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, ErrClosed)
+	}
+	if fd < 0 {
+		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, unix.EBADF)
+	}
+	c := &econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}
+	c.opener, _ = sink.(Opener)
+	slot, ok := e.slots.Add(c)
+	if !ok {
+		return nil, fmt.Errorf("zcio/ring: attach fd %d: too many connections (limit %d)", fd, e.cfg.MaxConns)
+	}
+	c.slot = slot
+	e.cmds = append(e.cmds, ecommand{op: eopAttach, c: c})
+	e.wake()
+	return &EngineConn{c: c}, nil
+}
+
+// Resume arms a paused connection again. Any goroutine, any number of times.
+func (e *Engine) Resume(h *EngineConn) { e.send(ecommand{op: eopResume, c: h.c}) }
+
+// Detach stops receiving on a connection; the loop cancels its receive and,
+// once the kernel has let go, calls the sink's Detached. Calls after the
+// first do nothing.
+func (e *Engine) Detach(h *EngineConn) {
+	if h.c.detachRq.CompareAndSwap(false, true) {
+		e.send(ecommand{op: eopDetach, c: h.c})
+	}
+}
+
+// BlocksFreed tells the loop that blocks went back to the arena. It costs
+// one atomic load unless the buffer ring is running low.
+func (e *Engine) BlocksFreed() {
+	if e.hungry.Load() {
+		e.wake()
+	}
+}
+
+// OnLoop reports whether the caller runs on the engine's loop goroutine.
+func (e *Engine) OnLoop() bool { return int64(unix.Gettid()) == e.tid.Load() }
+
+// Close stops the engine: every connection gets End(ErrClosed) unless it
+// ended already, then Detached; the ring is torn down and every block goes
+// back to the arena. Close waits for the loop unless called on it. It
+// returns ErrClosed when called again.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return fmt.Errorf("zcio/ring: close engine: %w", ErrClosed)
+	}
+	e.closing = true
+	e.cmds = append(e.cmds, ecommand{op: eopShutdown})
+	e.mu.Unlock()
+	e.wake()
+	if !e.OnLoop() {
+		<-e.done
+	}
+	return nil
+}
+
+// Done is closed once the loop has stopped and released everything.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+func (e *Engine) send(cmd ecommand) {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return
+	}
+	e.cmds = append(e.cmds, cmd)
+	e.mu.Unlock()
+	e.wake()
+}
+
+var wakeOne = [8]byte{1}
+
+func (e *Engine) wake() {
+	if e.woken.CompareAndSwap(false, true) {
+		_, _ = unix.Write(e.efd, wakeOne[:])
+	}
+}
+
+// loop owns the ring for its whole life.
+func (e *Engine) loop(started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(e.done)
+	e.tid.Store(int64(unix.Gettid()))
+	if err := e.setup(); err != nil {
+		started <- err
+		return
+	}
+	started <- nil
+	for {
+		e.refill()
+		var err error
+		if len(e.starved) > 0 {
+			// Blocks may come back without a wake-up (released by code
+			// that does not call BlocksFreed): look again soon.
+			_, err = e.r.SubmitAndWaitTimeout(1, starvedPoll)
+		} else {
+			_, err = e.r.SubmitAndWait(1)
+		}
+		if err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ETIME) {
+			panic("zcio/ring: engine: io_uring_enter: " + err.Error()) // EBADF, EFAULT...: a bug here
+		}
+		for {
+			n, err := e.r.Reap(e.cqes)
+			if err != nil {
+				panic("zcio/ring: engine: reap: " + err.Error())
+			}
+			for i := range e.cqes[:n] {
+				e.complete(&e.cqes[i])
+			}
+			if n < len(e.cqes) {
+				break
+			}
+		}
+		e.flush()
+		if e.commands() {
+			e.shutdown()
+			return
+		}
+	}
+}
+
+func (e *Engine) setup() error {
+	r, err := New(Config{Entries: e.cfg.Entries})
+	if err != nil {
+		return err
+	}
+	br, err := r.RegisterBufRing(engineGroup, e.a)
+	if err != nil {
+		_ = r.Close()
+		return err
+	}
+	e.r, e.br = r, br
+	e.inRing = br.Held()
+	e.armWake()
+	return nil
+}
+
+// sqe returns a free SQE, submitting what is queued when the SQ is full.
+func (e *Engine) sqe() *SQE {
+	for {
+		if s := e.r.GetSQE(); s != nil {
+			return s
+		}
+		if _, err := e.r.Submit(); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
+			panic("zcio/ring: engine: submit: " + err.Error())
+		}
+		// The kernel took nothing (busy): reap to make room, then retry.
+		n, _ := e.r.Reap(e.cqes)
+		for i := range e.cqes[:n] {
+			e.complete(&e.cqes[i])
+		}
+	}
+}
+
+func (e *Engine) armWake() {
+	e.sqe().PrepPollMultishot(e.efd, pollIn, userData(udWake, 0, 0))
+}
+
+// pollIn is POLLIN.
+const pollIn = 0x1
+
+func (e *Engine) arm(c *econn) {
+	e.sqe().PrepRecvMultishot(c.fd, engineGroup, userData(udRecv, c.gen, c.slot))
+	c.armed, c.cancel = true, false
+}
+
+func (e *Engine) cancelRecv(c *econn) {
+	if c.armed && !c.cancel {
+		e.sqe().PrepCancel(userData(udRecv, c.gen, c.slot), userData(udCancel, c.gen, c.slot))
+		c.cancel = true
+	}
+}
+
+// refill publishes every free arena block to the kernel and re-arms the
+// connections that starved.
+func (e *Engine) refill() {
+	if e.a.InUse() < e.a.Len() {
+		e.inRing += e.br.Refill()
+	}
+	low := e.inRing < max(1, e.a.Len()/4)
+	e.hungry.Store(low)
+	if low && e.a.InUse() < e.a.Len() { // released between Refill and the store
+		e.inRing += e.br.Refill()
+	}
+	if len(e.starved) > 0 && e.inRing > 0 {
+		for i, c := range e.starved {
+			e.starved[i] = nil
+			if c.state == cStarved {
+				c.state = cArmed
+				e.arm(c)
+			}
+		}
+		e.starved = e.starved[:0]
+	}
+}
+
+func (e *Engine) complete(cqe *CQE) {
+	kind, gen, slot := splitUserData(cqe.UserData)
+	switch kind {
+	case udWake:
+		var buf [8]byte
+		_, _ = unix.Read(e.efd, buf[:])
+		if !cqe.More() {
+			e.armWake()
+		}
+		return
+	case udRecv:
+	default:
+		return // cancel and nop results: the receive's own CQE tells the rest
+	}
+	c := e.slots.Get(slot)
+	if c == nil || c.gen != gen {
+		// A block for a connection that left cannot happen: the loop waits
+		// for the final CQE before Detached. Give it back all the same.
+		if id, ok := cqe.BufferID(); ok {
+			e.giveBack(id, cqe)
+		}
+		return
+	}
+	rv := DecodeRecv(*cqe)
+	if rv.N > 0 {
+		ref, off := e.br.Claim(rv.Buf, rv.N, rv.BufMore)
+		if !rv.BufMore {
+			e.inRing--
+		}
+		e.markReady(c)
+		if c.state == cArmed || c.state == cPaused || c.state == cStarved {
+			if c.sink.Deliver(ref, off, rv.N) && c.state == cArmed {
+				c.state = cPaused
+				e.cancelRecv(c)
+			}
+		} else {
+			e.a.Release(ref) // ended or detaching: nobody wants these bytes
+		}
+	}
+	if rv.More {
+		return
+	}
+	c.armed = false
+	switch {
+	case rv.EOF:
+		e.end(c, io.EOF)
+	case rv.NoBuffers:
+		if c.state == cArmed {
+			c.state = cStarved
+			e.starved = append(e.starved, c)
+			e.hungry.Store(true)
+		}
+	case rv.Errno == unix.ECANCELED:
+	case rv.Errno != 0:
+		e.end(c, os.NewSyscallError("recv", rv.Errno))
+	}
+	if c.detach {
+		e.finishDetach(c)
+		return
+	}
+	if c.state == cArmed {
+		e.arm(c) // the multishot ended (CQ overflow, say): arm it again
+	}
+}
+
+// giveBack returns a block the kernel handed to nobody.
+func (e *Engine) giveBack(id uint16, cqe *CQE) {
+	rv := DecodeRecv(*cqe)
+	if rv.N > 0 {
+		ref, _ := e.br.Claim(id, rv.N, rv.BufMore)
+		if !rv.BufMore {
+			e.inRing--
+		}
+		e.a.Release(ref)
+	}
+}
+
+func (e *Engine) markReady(c *econn) {
+	if !c.queued {
+		c.queued = true
+		e.ready = append(e.ready, c)
+	}
+}
+
+func (e *Engine) flush() {
+	for i, c := range e.ready {
+		e.ready[i] = nil
+		c.queued = false
+		if c.state != cDetached {
+			c.sink.Flush()
+		}
+	}
+	e.ready = e.ready[:0]
+}
+
+func (e *Engine) end(c *econn, err error) {
+	if c.state == cEnded || c.state == cDetached {
+		return
+	}
+	c.state = cEnded
+	e.cancelRecv(c)
+	c.sink.End(err)
+}
+
+func (e *Engine) commands() (shutdown bool) {
+	e.woken.Store(false)
+	e.mu.Lock()
+	e.work, e.cmds = e.cmds, e.work[:0]
+	e.mu.Unlock()
+	for i, cmd := range e.work {
+		e.work[i] = ecommand{}
+		c := cmd.c
+		switch cmd.op {
+		case eopAttach:
+			if c.state != cOpening {
+				break
+			}
+			if c.opener != nil {
+				c.opener.Opened()
+			}
+			if c.state == cOpening && !c.detach {
+				c.state = cArmed
+				e.arm(c)
+			}
+		case eopResume:
+			if c.state == cPaused {
+				c.state = cArmed
+				if !c.armed {
+					e.arm(c)
+				}
+				// else: the cancel's final CQE re-arms it.
+			}
+		case eopDetach:
+			c.detach = true
+			if c.armed {
+				e.cancelRecv(c)
+			} else {
+				e.finishDetach(c)
+			}
+		case eopShutdown:
+			shutdown = true
+		}
+	}
+	return shutdown
+}
+
+func (e *Engine) finishDetach(c *econn) {
+	if c.state == cDetached {
+		return
+	}
+	c.state = cDetached
+	e.slots.Remove(c.slot)
+	c.sink.Detached()
+}
+
+// shutdown ends every connection, cancels every receive and waits for the
+// kernel to let go of them, then tears the ring down.
+func (e *Engine) shutdown() {
+	e.slots.Each(func(c *econn) {
+		if c.state != cEnded && c.state != cDetached {
+			c.state = cEnded
+			c.sink.End(ErrClosed)
+		}
+		c.detach = true
+		e.cancelRecv(c)
+		if !c.armed {
+			e.finishDetach(c)
+		}
+	})
+	// Wait for the final CQE of every receive (bounded: cancellation of a
+	// socket receive completes at once).
+	for tries := 0; tries < 1000 && e.armedCount() > 0; tries++ {
+		if _, err := e.r.SubmitAndWait(1); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
+			break
+		}
+		n, _ := e.r.Reap(e.cqes)
+		for i := range e.cqes[:n] {
+			e.complete(&e.cqes[i])
+		}
+	}
+	e.slots.Each(func(c *econn) { e.finishDetach(c) })
+	e.flush()
+	_ = e.r.Close() // closes the buffer ring: blocks in the kernel go back to the arena
+	unix.Close(e.efd)
+}
+
+func (e *Engine) armedCount() int {
+	n := 0
+	e.slots.Each(func(c *econn) {
+		if c.armed {
+			n++
+		}
+	})
+	return n
+}

@@ -1,0 +1,33 @@
+//go:build linux
+
+package ring_test
+
+import (
+	"testing"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/enginetest"
+	"github.com/zcio/zcio/ring"
+)
+
+// suiteEngine adapts a ring.Engine to the conformance suite.
+type suiteEngine struct{ *ring.Engine }
+
+func (x suiteEngine) Attach(fd int, s enginetest.Sink) (enginetest.Handle, error) {
+	return x.Engine.Attach(fd, s)
+}
+func (x suiteEngine) Resume(h enginetest.Handle) { x.Engine.Resume(h.(*ring.EngineConn)) }
+func (x suiteEngine) Detach(h enginetest.Handle) { x.Engine.Detach(h.(*ring.EngineConn)) }
+
+func TestEngineConformance(t *testing.T) {
+	enginetest.Run(t, enginetest.Suite{
+		New: func(a *arena.Arena) (enginetest.Engine, error) {
+			e, err := ring.NewEngine(ring.EngineConfig{Arena: a})
+			if err != nil {
+				return nil, err
+			}
+			return suiteEngine{e}, nil
+		},
+		ErrClosed: ring.ErrClosed,
+	})
+}

@@ -1,0 +1,37 @@
+package ring
+
+import "errors"
+
+// Errors returned by this package; match them with errors.Is. Errors from the
+// kernel wrap its errno (unix.Errno), so errors.Is(err, unix.EINVAL) works too.
+var (
+	// ErrUnsupported is wrapped by every error that means io_uring (or a
+	// feature this package needs) cannot be used on this system. The error
+	// also wraps the cause: ENOSYS (no io_uring in the kernel), EPERM
+	// (kernel.io_uring_disabled, or a seccomp filter as in Docker's default
+	// profile), EINVAL (a kernel too old for the flags asked).
+	ErrUnsupported = errors.New("zcio/ring: io_uring unsupported")
+	// ErrClosed is returned by methods called after Close.
+	ErrClosed = errors.New("zcio/ring: ring closed")
+	// ErrSQFull is returned when the submission queue has no free entry:
+	// submit what is queued, then try again.
+	ErrSQFull = errors.New("zcio/ring: submission queue full")
+	// ErrBusy wraps EBUSY or EAGAIN from io_uring_enter: the kernel took no
+	// submission because completions are backed up or it lacks resources.
+	// The queued SQEs stay queued; reap completions and submit again.
+	ErrBusy = errors.New("zcio/ring: kernel busy, reap completions and retry")
+	// ErrWrongThread wraps EEXIST from io_uring_enter on a ring set up with
+	// IORING_SETUP_SINGLE_ISSUER: the call came from another OS thread than
+	// the one that created the ring. The owner goroutine must hold
+	// runtime.LockOSThread for the ring's whole life.
+	ErrWrongThread = errors.New("zcio/ring: ring used from another OS thread than its creator")
+	// ErrBufRingFull is returned when a buffer ring has no free slot for
+	// another block.
+	ErrBufRingFull = errors.New("zcio/ring: buffer ring full")
+	// ErrNotOwned is returned when a block id given to a buffer ring is not in
+	// the state the call needs (not the kernel's for Claim, not claimed for
+	// Recycle).
+	ErrNotOwned = errors.New("zcio/ring: block not in the expected state")
+	// ErrInvalidConfig is returned for a configuration out of range.
+	ErrInvalidConfig = errors.New("zcio/ring: invalid config")
+)
