@@ -75,6 +75,7 @@ type Engine struct {
 	closing bool
 	woken   atomic.Bool
 	hungry  atomic.Bool // the buffer ring is low: wake the loop when blocks are released
+	stats   engineStats
 	done    chan struct{}
 
 	// Owned by the loop goroutine.
@@ -85,6 +86,7 @@ type Engine struct {
 	ready   []*econn
 	starved []*econn
 	inRing  int // blocks published to the kernel and not yet handed out
+	armCap  uint32 // bytes one arming of a multishot receive may take (0: no cap)
 }
 
 // EngineConfig configures an [Engine].
@@ -144,6 +146,29 @@ type Sink interface {
 // Opener is an optional interface of a Sink: Opened runs on the loop before
 // the connection's receive is armed.
 type Opener interface{ Opened() }
+
+// EngineStats is a snapshot of an engine's state, for tests and monitoring.
+type EngineStats struct {
+	InRing  int // blocks published to the kernel and not handed out
+	Starved int // connections waiting for blocks (their receive ended with ENOBUFS)
+	Paused  int // connections paused by their sink
+	Rearms  int // receives re-armed after ENOBUFS
+	NoBufs  int // ENOBUFS completions
+	Held    int // blocks the buffer ring holds (published, or partly filled in incremental mode)
+}
+
+type engineStats struct {
+	inRing, starved, paused, rearms, nobufs, held atomic.Int64
+}
+
+// Stats returns a snapshot of the engine's state, as of its loop's last
+// iteration.
+func (e *Engine) Stats() EngineStats {
+	return EngineStats{
+		InRing: int(e.stats.inRing.Load()), Starved: int(e.stats.starved.Load()), Paused: int(e.stats.paused.Load()),
+		Rearms: int(e.stats.rearms.Load()), NoBufs: int(e.stats.nobufs.Load()), Held: int(e.stats.held.Load()),
+	}
+}
 
 // EngineConn is an attached connection: the handle for Resume and Detach.
 type EngineConn struct{ c *econn }
@@ -314,6 +339,9 @@ func (e *Engine) loop(started chan<- error) {
 			e.shutdown()
 			return
 		}
+		e.stats.inRing.Store(int64(e.inRing))
+		e.stats.starved.Store(int64(len(e.starved)))
+		e.stats.held.Store(int64(e.br.Held()))
 	}
 }
 
@@ -329,6 +357,7 @@ func (e *Engine) setup() error {
 	}
 	e.r, e.br = r, br
 	e.inRing = br.Held()
+	e.armCap = uint32(max(e.a.BlockSize(), min(256<<10, e.a.Size()/16)))
 	e.armWake()
 	return nil
 }
@@ -358,7 +387,13 @@ func (e *Engine) armWake() {
 const pollIn = 0x1
 
 func (e *Engine) arm(c *econn) {
-	e.sqe().PrepRecvMultishot(c.fd, engineGroup, userData(udRecv, c.gen, c.slot))
+	s := e.sqe()
+	s.PrepRecvMultishot(c.fd, engineGroup, userData(udRecv, c.gen, c.slot))
+	// The multishot ends after armCap bytes (sqe optlen, Linux 6.15) and is
+	// armed again: a pause asked by the sink then takes effect within
+	// armCap bytes, instead of after every free block went to one busy
+	// connection in a single burst of completions.
+	s.FileIndex = e.armCap
 	c.armed, c.cancel = true, false
 }
 
@@ -386,6 +421,7 @@ func (e *Engine) refill() {
 			if c.state == cStarved {
 				c.state = cArmed
 				e.arm(c)
+				e.stats.rearms.Add(1)
 			}
 		}
 		e.starved = e.starved[:0]
@@ -439,11 +475,16 @@ func (e *Engine) complete(cqe *CQE) {
 	case rv.EOF:
 		e.end(c, io.EOF)
 	case rv.NoBuffers:
+		e.stats.nobufs.Add(1)
 		if c.state == cArmed {
 			c.state = cStarved
 			e.starved = append(e.starved, c)
 			e.hungry.Store(true)
 		}
+	case rv.Errno == unix.EINVAL && e.armCap != 0:
+		// A kernel before 6.15 refuses a capped multishot receive: go on
+		// without the cap (pauses then take effect after the burst).
+		e.armCap = 0
 	case rv.Errno == unix.ECANCELED:
 	case rv.Errno != 0:
 		e.end(c, os.NewSyscallError("recv", rv.Errno))
