@@ -21,6 +21,7 @@ func (r *Reader) ReadRange(n int, yield func([]byte)) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
+	defer r.end()
 	if n < 0 {
 		return ErrNegativeCount
 	}
@@ -59,6 +60,7 @@ func (r *Reader) Peek(n int, fn func(views [][]byte)) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
+	defer r.end()
 	if err := r.ensure(n); err != nil {
 		return err
 	}
@@ -76,6 +78,7 @@ func (r *Reader) Discard(n int) (discarded int, err error) {
 	if err := r.begin(); err != nil {
 		return 0, err
 	}
+	defer r.end()
 	if n < 0 {
 		return 0, ErrNegativeCount
 	}
@@ -103,6 +106,7 @@ func (r *Reader) ReadByte() (byte, error) {
 	if err := r.begin(); err != nil {
 		return 0, err
 	}
+	defer r.end()
 	if err := r.ensure(1); err != nil {
 		return 0, err
 	}
@@ -121,9 +125,10 @@ func (r *Reader) ReadByte() (byte, error) {
 // (io.ByteScanner). It fails with ErrInvalidUnreadByte unless the previous
 // call on the Reader was a successful ReadByte.
 func (r *Reader) UnreadByte() error {
-	if r.closed {
-		return ErrClosed
+	if err := r.enter(); err != nil {
+		return err
 	}
+	defer r.end()
 	if !r.unread {
 		return ErrInvalidUnreadByte
 	}
@@ -140,6 +145,7 @@ func (r *Reader) fixed(k int) ([]byte, error) {
 	if err := r.begin(); err != nil {
 		return nil, err
 	}
+	defer r.end()
 	if err := r.ensure(k); err != nil {
 		return nil, err
 	}
@@ -222,6 +228,7 @@ func (r *Reader) ReadUvarint() (uint64, error) {
 	if err := r.begin(); err != nil {
 		return 0, err
 	}
+	defer r.end()
 	var x uint64
 	var s uint
 	for i := range binary.MaxVarintLen64 {
@@ -266,6 +273,7 @@ func (r *Reader) ReadSlice(delim byte, fn func(line [][]byte)) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
+	defer r.end()
 	k, err := r.lineLen(delim)
 	if err != nil {
 		return err
@@ -284,6 +292,7 @@ func (r *Reader) ReadLine(fn func(line [][]byte)) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
+	defer r.end()
 	k, err := r.lineLen('\n')
 	show := k
 	switch {
@@ -351,6 +360,7 @@ func (r *Reader) Read(p []byte) (n int, err error) {
 	if err := r.begin(); err != nil {
 		return 0, err
 	}
+	defer r.end()
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -376,6 +386,7 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 	if err := r.begin(); err != nil {
 		return 0, err
 	}
+	defer r.end()
 	for {
 		if r.n == 0 {
 			if err := r.more(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/zcio/zcio/arena"
@@ -27,6 +28,7 @@ type options struct {
 	limit    int
 	maxLine  int
 	ctx      context.Context
+	engineOptions
 }
 
 // WithArena makes a pull Reader fill blocks of a, which the caller owns and
@@ -80,6 +82,12 @@ type Reader struct {
 	views [][]byte    // scratch for callbacks
 	nb    net.Buffers // scratch for WriteTo
 	tmp   [16]byte    // gathers integers that straddle segments
+
+	// guarded: the Reader belongs to an engine's connection, whose Close may
+	// come from another goroutine while a call is in progress; gs then
+	// hands the final release to whichever side finishes last (guard.go).
+	guarded bool
+	gs      atomic.Int32
 }
 
 // NewReader returns a Reader that fills arena blocks from rd, reading on the
@@ -163,6 +171,7 @@ func (r *Reader) Wait(ctx context.Context, n int) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
+	defer r.end()
 	r.ctx = ctx
 	err := r.ensure(n)
 	r.ctx = nil
@@ -171,9 +180,10 @@ func (r *Reader) Wait(ctx context.Context, n int) error {
 
 // Buffered returns the number of bytes that can be read without waiting.
 func (r *Reader) Buffered() int {
-	if r.closed {
+	if r.enter() != nil {
 		return 0
 	}
+	defer r.end()
 	r.compact()
 	var added int
 	r.segs, added = r.src.poll(r.segs)
@@ -185,10 +195,19 @@ func (r *Reader) Buffered() int {
 // unmaps the arena it owns once no Slice holds its blocks). Slices retained
 // earlier stay valid. Later calls, Close included, return ErrClosed.
 func (r *Reader) Close() error {
+	if r.guarded {
+		return r.closeGuarded()
+	}
 	if r.closed {
 		return ErrClosed
 	}
+	return r.closeNow()
+}
+
+// closeNow gives back every block the Reader holds and closes its source.
+func (r *Reader) closeNow() error {
 	r.closed = true
+	r.lag = false
 	for r.h < len(r.segs) {
 		r.pop()
 	}
@@ -201,8 +220,8 @@ func (r *Reader) Close() error {
 // begin starts every reading call: it refuses after Close and settles what
 // the previous ReadByte left.
 func (r *Reader) begin() error {
-	if r.closed {
-		return ErrClosed
+	if err := r.enter(); err != nil {
+		return err
 	}
 	r.unread = false
 	if r.lag {

@@ -28,6 +28,7 @@ func (r *Reader) Retain(n int) (*Slice, error) {
 	if err := r.begin(); err != nil {
 		return nil, err
 	}
+	defer r.end()
 	if err := r.ensure(n); err != nil {
 		return nil, err
 	}

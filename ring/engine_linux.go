@@ -85,7 +85,7 @@ type Engine struct {
 	work    []ecommand
 	ready   []*econn
 	starved []*econn
-	inRing  int // blocks published to the kernel and not yet handed out
+	inRing  int    // blocks published to the kernel and not yet handed out
 	armCap  uint32 // bytes one arming of a multishot receive may take (0: no cap)
 }
 

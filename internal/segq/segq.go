@@ -59,6 +59,12 @@ type Config struct {
 	// retained view, so it must be safe for concurrent use, must not block and
 	// should not allocate.
 	OnRelease func(arena.Ref)
+	// MaxBlocks bounds the runs of segments (see Segment.Run), and so about
+	// the blocks, the queue may hold before Push asks the producer to pause:
+	// with blocks shared between connections, a connection that does not
+	// read would otherwise pin a few bytes in every block. Zero means no
+	// bound.
+	MaxBlocks int
 	// OnResume, when set, is called once after Push returned pause == true,
 	// as soon as the queued bytes fall to Limit/2 or less, or the consumer
 	// finds the queue empty and would wait (it needs more than it holds, so
@@ -76,11 +82,15 @@ type Queue struct {
 	a         *arena.Arena
 	limit     int64
 	low       int64
+	maxRuns   int64
 	onRelease func(arena.Ref)
 	onResume  func()
 
-	pending atomic.Int64 // bytes pushed and not yet given back
-	paused  atomic.Bool  // Push told the producer to pause
+	pending  atomic.Int64  // bytes pushed and not yet given back
+	runs     atomic.Int64  // runs pushed and not yet given back
+	last     arena.Ref     // block of the last segment pushed (under mu)
+	lastDone atomic.Uint64 // block of the last segment given back, packed
+	paused   atomic.Bool   // Push told the producer to pause
 
 	mu       sync.Mutex
 	segs     []Segment // queued, oldest first
@@ -105,6 +115,7 @@ func New(cfg Config) *Queue {
 		a:         cfg.Arena,
 		limit:     limit,
 		low:       limit / 2,
+		maxRuns:   int64(cfg.MaxBlocks),
 		onRelease: cfg.OnRelease,
 		onResume:  cfg.OnResume,
 		notify:    make(chan struct{}, 1),
@@ -144,9 +155,15 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		return false
 	}
 	wasEmpty := len(q.segs) == 0
+	run := s.Ref != q.last
+	q.last = s.Ref
 	q.segs = append(q.segs, s)
 	p := q.pending.Add(int64(s.Len))
-	full := p >= q.limit
+	runs := q.runs.Load()
+	if run {
+		runs = q.runs.Add(1)
+	}
+	full := p >= q.limit || (q.maxRuns > 0 && runs >= q.maxRuns)
 	if full {
 		// Under the lock, so that a consumer finding the queue empty
 		// afterwards sees the pause and lifts it (see Take).
@@ -162,10 +179,16 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	// Done does not take the lock: the consumer may have drained between
 	// Add and Store without seeing paused. Look again so that the producer
 	// is never paused for nothing.
-	if q.pending.Load() <= q.low && q.paused.CompareAndSwap(true, false) {
+	if q.drained() && q.paused.CompareAndSwap(true, false) {
 		return false
 	}
 	return true
+}
+
+// drained reports whether a paused producer may go on: the queued bytes
+// fell to half the limit and the runs to half their bound.
+func (q *Queue) drained() bool {
+	return q.pending.Load() <= q.low && (q.maxRuns == 0 || q.runs.Load() <= q.maxRuns/2)
 }
 
 // Finish ends the stream after the segments already queued: err nil means
@@ -291,10 +314,15 @@ func (q *Queue) wake() {
 // released (through Config.OnRelease when set).
 func (q *Queue) Done(s Segment) {
 	p := q.pending.Add(-int64(s.Len))
+	// Segments come back in the order they were pushed, so a segment
+	// started a run when its block differs from the one given back before.
+	if k := packRef(s.Ref); q.lastDone.Swap(k) != k {
+		q.runs.Add(-1)
+	}
 	q.Release(s.Ref)
 	// Look at pending again: since Add, the producer may have filled up and
 	// paused anew, and that pause is not this give-back's to lift.
-	if p <= q.low && q.paused.Load() && q.pending.Load() <= q.low &&
+	if p <= q.low && q.paused.Load() && q.drained() &&
 		q.paused.CompareAndSwap(true, false) && q.onResume != nil {
 		q.onResume()
 	}
@@ -338,3 +366,7 @@ func (q *Queue) Closed() bool {
 	defer q.mu.Unlock()
 	return q.closed
 }
+
+// packRef packs a reference into one word (the zero Ref packs to 0, like
+// the first push's q.last).
+func packRef(r arena.Ref) uint64 { return uint64(r.ID())<<32 | uint64(r.Gen()) }

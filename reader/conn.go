@@ -1,0 +1,336 @@
+package reader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
+)
+
+// closeFlushTimeout bounds how long writes queued by a handler may still
+// take to flush after Close.
+const closeFlushTimeout = 5 * time.Second
+
+// engineSink is the callback set every engine drives (fallback.Sink and the
+// ring engine's Sink have the same methods).
+type engineSink interface {
+	Deliver(ref arena.Ref, off, n int) (pause bool)
+	Flush()
+	End(err error)
+	Detached()
+}
+
+// Conn is a connection read by an engine. It implements net.Conn: Read
+// copies (use Reader for views into the arena), Write goes to the socket in
+// order and never blocks an engine loop. Its methods are safe for concurrent
+// use, except that the Reader (and Read, which uses it) belongs to one
+// goroutine at a time.
+type Conn struct {
+	nc   net.Conn
+	fd   int
+	g    *group
+	eng  engine
+	att  attachment
+	q    *segq.Queue
+	r    *Reader
+	sink sink
+	h    Handler // nil in blocking mode
+
+	attached chan struct{} // closed once att is set (callbacks may run before)
+	closed   atomic.Bool
+	holds    atomic.Int32 // owner + engine + active flusher; 0 closes the fd
+	detached chan struct{}
+	endErr   error // handler mode: how the stream ended (loop only)
+	ended    bool  // handler mode: OnClose delivered (loop only)
+
+	wmu      sync.Mutex
+	wcond    sync.Cond
+	pending  []byte // handler writes not yet on the socket
+	flushing bool   // a flusher goroutine owns pending
+	writing  bool   // a Write from outside the loop is in the kernel
+	werr     error  // sticky write error
+}
+
+// sink adapts a Conn to the engines' callbacks.
+type sink struct{ c *Conn }
+
+// handlerSink is the sink of a handler-mode connection: it also gets Opened.
+type handlerSink struct{ sink }
+
+var _ engineSink = (*sink)(nil)
+
+func (s *sink) Deliver(ref arena.Ref, off, n int) bool {
+	return s.c.q.Push(segq.Segment{Ref: ref, Off: uint32(off), Len: uint32(n)})
+}
+
+func (s *sink) Flush() {
+	if s.c.h != nil {
+		s.c.callData()
+	}
+}
+
+func (s *sink) End(err error) {
+	s.c.q.Finish(err)
+	if s.c.h != nil {
+		s.c.endErr = err
+		s.c.callData()
+		s.c.handlerEnd(err)
+	}
+}
+
+func (s *sink) Detached() {
+	close(s.c.detached)
+	if s.c.h != nil {
+		// Handler mode: the Reader lives on this loop and is idle here.
+		s.c.handlerEnd(net.ErrClosed)
+		_ = s.c.r.Close()
+	}
+	s.c.drop()
+}
+
+func (s *handlerSink) Opened() { s.c.callOpen() }
+
+// adopt attaches nc to an engine of g. The Conn takes one reference on g.
+func adopt(nc net.Conn, g *group, h Handler, o *options) (*Conn, error) {
+	fd, err := connFD(nc)
+	if err != nil {
+		return nil, err
+	}
+	e := g.pick()
+	c := &Conn{nc: nc, fd: fd, g: g, eng: e, h: h, detached: make(chan struct{}), attached: make(chan struct{})}
+	c.wcond.L = &c.wmu
+	c.sink.c = c
+	c.q = segq.New(segq.Config{
+		Arena:     e.arena(),
+		Limit:     g.qlimit,
+		MaxBlocks: max(2, e.arena().Len()/8),
+		OnRelease: e.released,
+		OnResume:  c.resume,
+	})
+	c.r = newQueueReader(c.q)
+	c.r.guarded = true
+	c.r.baseCtx = o.ctx
+	if o.maxLine > 0 && o.maxLine < c.r.maxLine {
+		c.r.maxLine = o.maxLine
+	}
+	var s engineSink = &c.sink
+	if h != nil {
+		c.r.SetNonBlocking(true)
+		s = &handlerSink{c.sink}
+	}
+	c.holds.Store(2) // the owner (until Close) and the engine (until Detached)
+	g.retain()
+	att, err := e.attach(nc, fd, s)
+	if err != nil {
+		close(c.attached)
+		g.release()
+		return nil, fmt.Errorf("zcio/reader: attach: %w", err)
+	}
+	c.att = att
+	close(c.attached)
+	return c, nil
+}
+
+// resume is the queue's OnResume: the reader caught up.
+func (c *Conn) resume() {
+	<-c.attached
+	if c.att != nil {
+		c.att.resume()
+	}
+}
+
+// Reader returns the connection's zero-copy Reader. It belongs to one
+// goroutine at a time; in handler mode, to the handler's callbacks. Views it
+// hands out point into the engine's arena and follow the Reader's rules.
+func (c *Conn) Reader() *Reader { return c.r }
+
+// Engine reports which engine reads this connection and why it was chosen.
+func (c *Conn) Engine() EngineInfo { return c.g.info }
+
+// Read copies buffered bytes into p (io.Reader). It waits for data unless
+// the connection is in handler mode.
+func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// ReadContext is Read with a context: it returns ctx.Err() when ctx ends
+// while waiting, with nothing consumed.
+func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
+	if len(p) == 0 {
+		return c.r.Read(p)
+	}
+	if err := c.r.Wait(ctx, 1); err != nil && c.r.Buffered() == 0 {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Write writes p to the socket. Called from a handler (on an engine loop) it
+// never waits: what the socket does not take at once is copied and flushed
+// in order by a goroutine of the connection's own, and a later Write
+// returns any error that flush met. Elsewhere it waits like net.Conn.Write.
+// Writes are delivered in the order the calls were made.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, c.opErr("write", net.ErrClosed)
+	}
+	if c.eng.onLoop() {
+		return c.writeOnLoop(p)
+	}
+	c.wmu.Lock()
+	for c.flushing || c.writing {
+		c.wcond.Wait()
+	}
+	if err := c.werr; err != nil {
+		c.wmu.Unlock()
+		return 0, err
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	n, err := c.nc.Write(p)
+	c.wmu.Lock()
+	c.writing = false
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	return n, err
+}
+
+func (c *Conn) writeOnLoop(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if !c.flushing && !c.writing {
+		n, err := writeNow(c.fd, p)
+		if err != nil {
+			c.werr = c.opErr("write", err)
+			return n, c.werr
+		}
+		if n == len(p) {
+			return n, nil
+		}
+		p = p[n:]
+	}
+	c.pending = append(c.pending, p...)
+	if !c.flushing {
+		c.flushing = true
+		c.holds.Add(1)
+		go c.flush()
+	}
+	return len(p), nil
+}
+
+// flush writes what handlers queued, off the loop, in Go's poller.
+func (c *Conn) flush() {
+	var buf []byte
+	c.wmu.Lock()
+	for {
+		for c.writing {
+			c.wcond.Wait()
+		}
+		if len(c.pending) == 0 || c.werr != nil {
+			break
+		}
+		buf, c.pending = c.pending, buf[:0]
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		if err != nil {
+			c.werr = c.opErr("write", err)
+		}
+	}
+	c.pending = nil
+	c.flushing = false
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	c.drop()
+}
+
+// Close stops the engine reading the connection, gives back every block its
+// queue and Reader hold, and closes the socket once (after the engine let go
+// of it and queued handler writes are flushed, for at most 5 s). It is safe
+// to call from any goroutine, handlers included, and concurrently with data
+// arriving; a Reader call waiting on another goroutine returns an error
+// matching net.ErrClosed. Later calls return an error matching net.ErrClosed.
+func (c *Conn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.q.Close()
+	<-c.attached // a callback may run before adopt has the handle
+	c.att.detach()
+	if c.h == nil {
+		c.r.shutdown()
+	}
+	c.wmu.Lock()
+	if c.flushing {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	}
+	c.wmu.Unlock()
+	if !c.eng.onLoop() {
+		<-c.detached
+	}
+	c.drop()
+	return nil
+}
+
+// drop releases one hold; the last closes the socket and the group reference.
+func (c *Conn) drop() {
+	if c.holds.Add(-1) != 0 {
+		return
+	}
+	_ = c.nc.Close()
+	if c.eng.onLoop() {
+		go c.g.release() // the group may close this very loop: not from inside it
+	} else {
+		c.g.release()
+	}
+}
+
+func (c *Conn) opErr(op string, err error) error {
+	if errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("zcio/reader: %s: %w", op, err)
+	}
+	return &net.OpError{Op: op, Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
+}
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.r.SetDeadline(t)
+	return c.nc.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the time after which a waiting Read or Reader call
+// returns an error matching os.ErrDeadlineExceeded, with nothing consumed.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.r.SetDeadline(t)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline of the socket.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// CloseWrite shuts down the writing side (TCP and Unix connections).
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.opErr("close", os.ErrInvalid)
+}
+
+var _ net.Conn = (*Conn)(nil)

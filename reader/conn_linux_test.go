@@ -1,0 +1,644 @@
+//go:build linux
+
+package reader
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// engineKinds are the engines this machine can run, each forced on.
+func engineKinds(t *testing.T) []EngineKind {
+	kinds := []EngineKind{Fallback}
+	if Probe().IOUring == nil {
+		kinds = append(kinds, IOUring)
+	} else {
+		t.Logf("io_uring engine not available: %v", Probe().IOUring)
+	}
+	return kinds
+}
+
+// leakCheck records fds and goroutines and, at cleanup, checks that the test
+// left none behind (waiting a little for goroutines that are finishing).
+func leakCheck(t *testing.T) {
+	t.Helper()
+	fds := openFDs(t)
+	gor := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for (openFDs(t) > fds || runtime.NumGoroutine() > gor) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		assert.LessOrEqual(t, openFDs(t), fds, "fds leaked")
+		assert.LessOrEqual(t, runtime.NumGoroutine(), gor, "goroutines leaked")
+	})
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// arenasIdle checks that every arena of l's engines has no block in use.
+func arenasIdle(t *testing.T, g *group) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		inUse := 0
+		for _, e := range g.engines {
+			inUse += e.arena().InUse()
+		}
+		if inUse == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			assert.Zero(t, inUse, "arena blocks still in use")
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func listen(t *testing.T, kind EngineKind, opts ...Option) *Listener {
+	ln, err := Listen("tcp", "127.0.0.1:0", append([]Option{WithEngine(kind)}, opts...)...)
+	require.NoError(t, err)
+	return ln
+}
+
+func dial(t *testing.T, ln *Listener) net.Conn {
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	return c
+}
+
+func pattern(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestConnBlockingReadsInOrder(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(2), WithMemory(2<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			assert.Equal(t, kind.String(), c.Engine().Name)
+
+			want := pattern(1<<20+123, 1)
+			go func() {
+				_, _ = peer.Write(want)
+				_ = peer.(*net.TCPConn).CloseWrite()
+			}()
+			got := make([]byte, 0, len(want))
+			for len(got) < len(want) {
+				n := min(len(want)-len(got), 1+rand.IntN(40000))
+				require.NoError(t, c.Reader().ReadRange(n, func(b []byte) { got = append(got, b...) }))
+			}
+			assert.Equal(t, want, got)
+			err = c.Reader().ReadRange(1, func([]byte) {})
+			assert.ErrorIs(t, err, io.EOF)
+
+			_, err = c.Write([]byte("bye"))
+			require.NoError(t, err)
+			buf := make([]byte, 3)
+			_, err = io.ReadFull(peer, buf)
+			require.NoError(t, err)
+			assert.Equal(t, "bye", string(buf))
+
+			require.NoError(t, c.Close())
+			assert.ErrorIs(t, c.Close(), net.ErrClosed)
+			require.NoError(t, peer.Close())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnWrap adopts connections made by the standard library, TCP and Unix.
+func TestConnWrap(t *testing.T) {
+	leakCheck(t)
+	t.Cleanup(closeSharedGroups)
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			l, err := net.Listen(network, addr)
+			require.NoError(t, err)
+			defer l.Close()
+			peer, err := net.Dial(network, l.Addr().String())
+			require.NoError(t, err)
+			defer peer.Close()
+			nc, err := l.Accept()
+			require.NoError(t, err)
+			c, err := Wrap(nc, WithEngine(Fallback))
+			require.NoError(t, err)
+			_, err = peer.Write([]byte("hello, wrap"))
+			require.NoError(t, err)
+			var got []byte
+			require.NoError(t, c.Reader().ReadRange(11, func(b []byte) { got = append(got, b...) }))
+			assert.Equal(t, "hello, wrap", string(got))
+			require.NoError(t, c.Close())
+			_, err = c.Read(make([]byte, 1))
+			assert.ErrorIs(t, err, net.ErrClosed)
+		})
+	}
+	_, err := Wrap(&net.IPConn{})
+	assert.ErrorIs(t, err, ErrUnsupportedConn)
+}
+
+func TestEngineChoice(t *testing.T) {
+	p := Probe()
+	assert.NotEmpty(t, p.Auto.Name)
+	assert.NotEmpty(t, p.Auto.Reason)
+	info, err := choose(Fallback)
+	require.NoError(t, err)
+	assert.Equal(t, NameFallback, info.Name)
+
+	t.Setenv(EnvEngine, "fallback")
+	info, err = choose(Auto)
+	require.NoError(t, err)
+	assert.Equal(t, NameFallback, info.Name)
+	assert.Contains(t, info.Reason, EnvEngine)
+
+	t.Setenv(EnvEngine, "bogus")
+	_, err = choose(Auto)
+	assert.ErrorContains(t, err, "bogus")
+
+	if p.IOUring != nil {
+		_, err = choose(IOUring)
+		assert.ErrorIs(t, err, ErrEngineUnavailable)
+	}
+}
+
+// TestConnCloseDuringBlockedRead closes a connection while another goroutine
+// waits in a Reader call: the call returns net.ErrClosed and nothing leaks.
+func TestConnCloseDuringBlockedRead(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			_, err = peer.Write([]byte("partial"))
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() { done <- c.Reader().ReadRange(100, func([]byte) {}) }()
+			time.Sleep(20 * time.Millisecond)
+			require.NoError(t, c.Close())
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, net.ErrClosed)
+			case <-time.After(5 * time.Second):
+				t.Fatal("blocked read did not return after Close")
+			}
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnCloseRacesData closes connections while their peers are sending.
+func TestConnCloseRacesData(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(2), WithMemory(2<<20))
+			g := ln.g
+			var wg sync.WaitGroup
+			for i := range 20 {
+				peer := dial(t, ln)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer peer.Close()
+					msg := pattern(4096, uint64(i))
+					_ = peer.SetWriteDeadline(time.Now().Add(2 * time.Second))
+					for range 50 {
+						if _, err := peer.Write(msg); err != nil {
+							return
+						}
+					}
+				}()
+				time.Sleep(time.Duration(i%5) * time.Millisecond)
+				if i%2 == 0 {
+					_ = c.Reader().ReadRange(1000, func([]byte) {})
+				}
+				require.NoError(t, c.Close())
+			}
+			wg.Wait()
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnPeerResetMidMessage: the peer resets after half a frame; the bytes
+// that arrived stay readable and the error surfaces after them.
+func TestConnPeerResetMidMessage(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			half := pattern(3000, 3)
+			_, err = peer.Write(half)
+			require.NoError(t, err)
+			require.NoError(t, c.Reader().Wait(t.Context(), len(half)))
+			require.NoError(t, peer.(*net.TCPConn).SetLinger(0))
+			require.NoError(t, peer.Close()) // RST
+			// A 6000-byte frame cannot complete: the error, nothing consumed.
+			err = c.Reader().ReadRange(6000, func([]byte) {})
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF), "%v", err)
+			var got []byte
+			require.NoError(t, c.Reader().ReadRange(len(half), func(b []byte) { got = append(got, b...) }))
+			assert.Equal(t, half, got)
+			require.NoError(t, c.Close())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnStalledDoesNotStopOthers runs 1 connection that never reads and
+// 100 that do over one engine whose arena has 64 blocks: every active
+// connection delivers all its bytes, intact.
+func TestConnStalledDoesNotStopOthers(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			const bs = 16 << 10
+			ln := listen(t, kind, WithEngines(1), WithMemory(64*bs), WithBlockSize(bs))
+			g := ln.g
+			require.Equal(t, 64, g.engines[0].arena().Len())
+
+			stalledPeer := dial(t, ln)
+			stalled, err := ln.Accept()
+			require.NoError(t, err)
+			stop := make(chan struct{})
+			stalledDone := make(chan struct{})
+			go func() {
+				defer close(stalledDone)
+				msg := pattern(64<<10, 9)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_ = stalledPeer.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+					_, _ = stalledPeer.Write(msg)
+				}
+			}()
+
+			const conns, size = 100, 200 << 10
+			var wg sync.WaitGroup
+			var failed atomic.Int32
+			for i := range conns {
+				peer := dial(t, ln)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				want := pattern(size, uint64(100+i))
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					_ = peer.SetWriteDeadline(time.Now().Add(30 * time.Second))
+					_, _ = peer.Write(want)
+				}()
+				go func() {
+					defer wg.Done()
+					defer peer.Close()
+					defer c.Close()
+					_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+					h := sha256.New()
+					for got := 0; got < size; {
+						n := min(size-got, 4096)
+						if err := c.Reader().ReadRange(n, func(b []byte) { h.Write(b) }); err != nil {
+							failed.Add(1)
+							return
+						}
+						got += n
+					}
+					if sum := sha256.Sum256(want); string(h.Sum(nil)) != string(sum[:]) {
+						failed.Add(1)
+					}
+				}()
+			}
+			dbg := make(chan struct{})
+			go func() {
+				select {
+				case <-dbg:
+				case <-time.After(10 * time.Second):
+					t.Logf("stuck: arena in use %d; engine %s; stalled pending %d", g.engines[0].arena().InUse(), engineDebug(g.engines[0]), stalled.q.Pending())
+				}
+			}()
+			wg.Wait()
+			close(dbg)
+			assert.Zero(t, failed.Load(), "active connections that failed")
+			if failed.Load() != 0 {
+				t.Logf("arena in use %d of %d; engine %s", g.engines[0].arena().InUse(), g.engines[0].arena().Len(), engineDebug(g.engines[0]))
+			}
+			close(stop)
+			<-stalledDone
+			require.NoError(t, stalled.Close())
+			require.NoError(t, stalledPeer.Close())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnManyRandomMessages: 1000 connections (fewer under -short) send
+// framed messages of random sizes with checksums; the server reads every one,
+// in blocking mode, with nothing lost, corrupted or reordered.
+func TestConnManyRandomMessages(t *testing.T) {
+	conns := 1000
+	if testing.Short() {
+		conns = 100
+	}
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind)
+			g := ln.g
+			var wg sync.WaitGroup
+			var bad, frames atomic.Int64
+			sem := make(chan struct{}, 200) // bounded open client sockets at a time
+			for i := range conns {
+				sem <- struct{}{}
+				peer := dial(t, ln)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					sendFrames(peer, uint64(i), 5)
+					_ = peer.(*net.TCPConn).CloseWrite()
+				}()
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					defer peer.Close()
+					defer c.Close()
+					_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+					n, err := readFrames(c.Reader())
+					frames.Add(int64(n))
+					if err != nil || n != 5 {
+						bad.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			assert.Zero(t, bad.Load())
+			assert.Equal(t, int64(conns*5), frames.Load())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// sendFrames writes count frames: a 4-byte big-endian length, a payload of
+// random size up to 64 KiB, and the payload's SHA-256.
+func sendFrames(w io.Writer, seed uint64, count int) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	for range count {
+		p := pattern(1+r.IntN(64<<10), r.Uint64())
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
+		sum := sha256.Sum256(p)
+		if _, err := w.Write(append(append(hdr[:], p...), sum[:]...)); err != nil {
+			return
+		}
+	}
+}
+
+// readFrames reads frames until end of stream and checks each checksum.
+func readFrames(r *Reader) (int, error) {
+	h := sha256.New()
+	var sum [sha256.Size]byte
+	for n := 0; ; n++ {
+		size, err := r.ReadUint32BE()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		h.Reset()
+		for left := int(size); left > 0; {
+			k := min(left, 8192)
+			if err := r.ReadRange(k, func(b []byte) { h.Write(b) }); err != nil {
+				return n, err
+			}
+			left -= k
+		}
+		if _, err := io.ReadFull(r, sum[:]); err != nil {
+			return n, err
+		}
+		if string(h.Sum(nil)) != string(sum[:]) {
+			return n, fmt.Errorf("frame %d: checksum mismatch", n)
+		}
+	}
+}
+
+// echoHandler echoes every byte back, from the engine loop, and records the
+// connection's end.
+type echoHandler struct {
+	opened, closed atomic.Int32
+	closeErrs      chan error
+	panicOn        byte // a first byte that makes OnData panic
+}
+
+func (h *echoHandler) OnOpen(c *Conn) { h.opened.Add(1) }
+
+func (h *echoHandler) OnData(c *Conn) {
+	r := c.Reader()
+	n := r.Buffered()
+	if n == 0 {
+		return
+	}
+	err := r.Peek(1, func(v [][]byte) {
+		if h.panicOn != 0 && v[0][0] == h.panicOn {
+			panic("boom")
+		}
+	})
+	if err != nil {
+		return
+	}
+	for n := r.Buffered(); n > 0; n = r.Buffered() {
+		if err := r.ReadRange(min(n, r.Limit()), func(b []byte) { _, _ = c.Write(b) }); err != nil {
+			panic(fmt.Sprintf("reading %d buffered bytes: %v", n, err))
+		}
+	}
+	// Whatever comes next is not here yet: the call must not block.
+	if err := r.ReadRange(1, func([]byte) {}); !errors.Is(err, ErrWouldBlock) && !errors.Is(err, io.EOF) {
+		panic(fmt.Sprintf("non-blocking read returned %v", err))
+	}
+}
+
+func (h *echoHandler) OnClose(c *Conn, err error) {
+	h.closed.Add(1)
+	if h.closeErrs != nil {
+		h.closeErrs <- err
+	}
+}
+
+func serve(t *testing.T, kind EngineKind, h Handler, opts ...Option) (*Listener, chan error) {
+	ln := listen(t, kind, opts...)
+	done := make(chan error, 1)
+	go func() { done <- Serve(ln, h) }()
+	return ln, done
+}
+
+func TestHandlerEcho(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &echoHandler{closeErrs: make(chan error, 100)}
+			ln, served := serve(t, kind, h, WithEngines(2), WithMemory(4<<20))
+			g := ln.g
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					peer := dial(t, ln)
+					defer peer.Close()
+					want := pattern(300<<10, uint64(i))
+					go func() { _, _ = peer.Write(want) }()
+					got := make([]byte, len(want))
+					_ = peer.SetReadDeadline(time.Now().Add(20 * time.Second))
+					_, err := io.ReadFull(peer, got)
+					assert.NoError(t, err)
+					assert.Equal(t, want, got)
+				}()
+			}
+			wg.Wait()
+			for range 20 {
+				select {
+				case err := <-h.closeErrs:
+					assert.NoError(t, err)
+				case <-time.After(10 * time.Second):
+					t.Fatal("OnClose not called")
+				}
+			}
+			assert.EqualValues(t, 20, h.opened.Load())
+			require.NoError(t, ln.Close())
+			assert.ErrorIs(t, <-served, net.ErrClosed)
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestHandlerPanic: a handler that panics closes its connection with an error
+// wrapping ErrHandlerPanic; the engine goes on serving the others.
+func TestHandlerPanic(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &echoHandler{closeErrs: make(chan error, 10), panicOn: '!'}
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			bad := dial(t, ln)
+			defer bad.Close()
+			good := dial(t, ln)
+			defer good.Close()
+			_, err := bad.Write([]byte("!panic"))
+			require.NoError(t, err)
+			select {
+			case err := <-h.closeErrs:
+				assert.ErrorIs(t, err, ErrHandlerPanic)
+			case <-time.After(5 * time.Second):
+				t.Fatal("panicking handler's connection not closed")
+			}
+			// The server closed the bad connection: its peer sees EOF.
+			_ = bad.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = bad.Read(make([]byte, 1))
+			assert.ErrorIs(t, err, io.EOF)
+
+			_, err = good.Write([]byte("still here"))
+			require.NoError(t, err)
+			buf := make([]byte, 10)
+			_ = good.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadFull(good, buf)
+			require.NoError(t, err)
+			assert.Equal(t, "still here", string(buf))
+			require.NoError(t, good.Close())
+			require.NoError(t, ln.Close())
+			<-served
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestHandlerHalfClose: the peer shuts down its writing side; the handler
+// still sees every byte, can answer, and gets OnClose with no error.
+func TestHandlerHalfClose(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &echoHandler{closeErrs: make(chan error, 10)}
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			_, err := peer.Write([]byte("last words"))
+			require.NoError(t, err)
+			require.NoError(t, peer.(*net.TCPConn).CloseWrite())
+			_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(peer)
+			require.NoError(t, err)
+			assert.Equal(t, "last words", string(got))
+			assert.NoError(t, <-h.closeErrs)
+			require.NoError(t, ln.Close())
+			<-served
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// closeSharedGroups drops the process-wide groups Wrap made, so that the
+// package's leak checks see their engines stop.
+func closeSharedGroups() {
+	defaultGroupsMu.Lock()
+	defer defaultGroupsMu.Unlock()
+	for i, g := range defaultGroups {
+		if g != nil {
+			g.release()
+			defaultGroups[i] = nil
+		}
+	}
+}

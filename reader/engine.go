@@ -1,0 +1,310 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zcio/zcio/arena"
+)
+
+// EngineKind selects the engine that reads a connection's socket.
+type EngineKind uint8
+
+const (
+	// Auto uses io_uring where this process can (probed once, see Probe) and
+	// the fallback otherwise. It is the default; the environment variable
+	// ZCIO_ENGINE=io_uring|fallback overrides it.
+	Auto EngineKind = iota
+	// IOUring asks for the io_uring engine; where it cannot run, Listen and
+	// Wrap fail with an error wrapping ErrEngineUnavailable.
+	IOUring
+	// Fallback asks for the epoll engine (on Linux) or the portable
+	// goroutine-per-connection engine (elsewhere).
+	Fallback
+)
+
+// Engine names, as Conn.Engine and Probe report them.
+const (
+	NameIOUring  = "io_uring"
+	NamePortable = "portable"
+	NameFallback = "fallback"
+)
+
+func (k EngineKind) String() string {
+	switch k {
+	case Auto:
+		return "auto"
+	case IOUring:
+		return NameIOUring
+	case Fallback:
+		return NameFallback
+	}
+	return fmt.Sprintf("EngineKind(%d)", uint8(k))
+}
+
+// EnvEngine is the environment variable that overrides Auto.
+const EnvEngine = "ZCIO_ENGINE"
+
+// Errors of engine selection; match them with errors.Is.
+var (
+	// ErrEngineUnavailable is returned when the engine asked for cannot run
+	// here; the error also says why.
+	ErrEngineUnavailable = errors.New("zcio/reader: engine unavailable")
+	// ErrUnsupportedConn is returned by Wrap for a connection that is not a
+	// TCP or Unix stream socket.
+	ErrUnsupportedConn = errors.New("zcio/reader: connection type not supported")
+)
+
+// EngineInfo says which engine serves and why.
+type EngineInfo struct {
+	// Name is NameIOUring, NameFallback or NamePortable.
+	Name string
+	// Reason says why this engine was chosen: the probe's answer, an
+	// override, or why io_uring could not run.
+	Reason string
+}
+
+func (i EngineInfo) String() string { return i.Name + " (" + i.Reason + ")" }
+
+// ProbeResult is what the process-wide engine probe found.
+type ProbeResult struct {
+	// Auto is the engine Auto picks here (without ZCIO_ENGINE).
+	Auto EngineInfo
+	// IOUring is nil when the io_uring engine can run, else why not (it
+	// wraps the ring package's ErrUnsupported, or says it was compiled out).
+	IOUring error
+}
+
+var (
+	probeOnce   sync.Once
+	probeResult ProbeResult
+)
+
+// Probe reports, once per process (the answer is cached), whether the io_uring
+// engine can run and which engine Auto picks.
+func Probe() ProbeResult {
+	probeOnce.Do(func() {
+		err := uringAvailable()
+		probeResult.IOUring = err
+		if err == nil {
+			probeResult.Auto = EngineInfo{NameIOUring, "probe: io_uring setup, buffer rings and multishot recv work"}
+		} else {
+			probeResult.Auto = EngineInfo{fallbackName, "probe: " + err.Error()}
+		}
+	})
+	return probeResult
+}
+
+// choose resolves kind (after ZCIO_ENGINE for Auto) to an engine.
+func choose(kind EngineKind) (EngineInfo, error) {
+	if kind == Auto {
+		switch v := os.Getenv(EnvEngine); v {
+		case "":
+		case NameIOUring:
+			kind = IOUring
+		case NameFallback:
+			kind = Fallback
+		default:
+			return EngineInfo{}, fmt.Errorf("zcio/reader: %s=%q: want %s or %s", EnvEngine, v, NameIOUring, NameFallback)
+		}
+		if kind != Auto {
+			info, err := choose(kind)
+			info.Reason = EnvEngine + " asked for it"
+			return info, err
+		}
+		return Probe().Auto, nil
+	}
+	switch kind {
+	case IOUring:
+		if err := Probe().IOUring; err != nil {
+			return EngineInfo{}, fmt.Errorf("%w: %s: %w", ErrEngineUnavailable, NameIOUring, err)
+		}
+		return EngineInfo{NameIOUring, "asked for"}, nil
+	case Fallback:
+		return EngineInfo{fallbackName, "asked for"}, nil
+	}
+	return EngineInfo{}, fmt.Errorf("zcio/reader: unknown engine %v", kind)
+}
+
+// engineOptions are the options of Listen and Wrap.
+type engineOptions struct {
+	engine     EngineKind
+	engines    int
+	memory     int
+	blockSize  int
+	queueLimit int
+	debug      bool
+}
+
+// WithEngine chooses the engine (default Auto).
+func WithEngine(k EngineKind) Option { return func(o *options) { o.engine = k } }
+
+// WithEngines sets how many engines (event loops, each with its own arena)
+// a Listener spreads its connections across. Zero means GOMAXPROCS.
+func WithEngines(n int) Option { return func(o *options) { o.engines = n } }
+
+// WithMemory sets a Listener's total arena budget in bytes, split evenly
+// across its engines (default DefaultMemory). The arenas are not
+// pre-faulted: resident memory grows with the blocks actually used, up to
+// this budget.
+func WithMemory(bytes int) Option { return func(o *options) { o.memory = bytes } }
+
+// WithBlockSize sets the block size of a Listener's arenas: a power of two
+// from 4 KiB to 1 MiB (default DefaultEngineBlockSize).
+func WithBlockSize(n int) Option { return func(o *options) { o.blockSize = n } }
+
+// WithQueueLimit caps the bytes queued for one connection and not yet
+// consumed (default DefaultQueueLimit, at most a quarter of an engine's
+// arena). At the cap the engine stops receiving for that connection until its
+// reader catches up; TCP flow control then slows the sender. It is also the
+// largest request (Peek, Retain, ...) the connection's Reader accepts.
+func WithQueueLimit(n int) Option { return func(o *options) { o.queueLimit = n } }
+
+// WithDebug maps the engines' arenas in debug mode: a view used after its
+// block went back faults at once (see arena.Config.Debug).
+func WithDebug() Option { return func(o *options) { o.debug = true } }
+
+// engine is what the reader needs of an event loop (the io_uring engine, the
+// epoll fallback or the portable one). Each engine owns one arena.
+type engine interface {
+	// attach starts delivering fd's data to s. The fd stays the caller's;
+	// it may be closed only after s.Detached.
+	attach(nc net.Conn, fd int, s engineSink) (attachment, error)
+	arena() *arena.Arena
+	// released is the hook the engine's queues give block references back
+	// through.
+	released(r arena.Ref)
+	onLoop() bool
+	close() error
+}
+
+// attachment is an engine's handle on one connection.
+type attachment interface {
+	resume()
+	detach()
+}
+
+// Default engine settings.
+const (
+	// DefaultMemory is the default budget of arena bytes across a group's
+	// engines: 16 MiB of address space, resident only as blocks get used.
+	DefaultMemory = 16 << 20
+	// DefaultEngineBlockSize is the default block size of an engine's arena.
+	DefaultEngineBlockSize = 16 << 10
+	// DefaultQueueLimit is the default cap on one connection's queued bytes.
+	DefaultQueueLimit = 256 << 10
+)
+
+// group is a set of engines of one kind, one per core by default, that
+// connections are spread across. It is reference counted: a Listener and
+// each of its Conns hold one reference; the last one closes the engines.
+type group struct {
+	info    EngineInfo
+	engines []engine
+	next    atomic.Uint32
+	refs    atomic.Int64
+	qlimit  int
+}
+
+func newGroup(o *engineOptions) (*group, error) {
+	info, err := choose(o.engine)
+	if err != nil {
+		return nil, err
+	}
+	n := o.engines
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	mem := o.memory
+	if mem <= 0 {
+		mem = DefaultMemory
+	}
+	bs := o.blockSize
+	if bs <= 0 {
+		bs = DefaultEngineBlockSize
+	}
+	blocks := mem / n / bs
+	if blocks < 4 {
+		return nil, fmt.Errorf("zcio/reader: memory budget %d bytes gives %d engines fewer than 4 blocks of %d bytes each", mem, n, bs)
+	}
+	blocks = min(blocks, 32768)
+	qlimit := o.queueLimit
+	if qlimit <= 0 {
+		qlimit = min(DefaultQueueLimit, blocks*bs/4)
+	}
+	g := &group{info: info, qlimit: qlimit}
+	for range n {
+		a, err := arena.New(arena.Config{BlockSize: bs, Blocks: blocks, Debug: o.debug})
+		if err != nil {
+			g.closeEngines()
+			return nil, fmt.Errorf("zcio/reader: engine arena: %w", err)
+		}
+		e, err := newEngine(info.Name, a)
+		if err != nil {
+			_ = a.Close()
+			g.closeEngines()
+			return nil, err
+		}
+		g.engines = append(g.engines, e)
+	}
+	g.refs.Store(1)
+	return g, nil
+}
+
+func newEngine(name string, a *arena.Arena) (engine, error) {
+	if name == NameIOUring {
+		return newUringEngine(a)
+	}
+	return newFallbackEngine(a)
+}
+
+// pick returns the engine for the next connection (round robin).
+func (g *group) pick() engine {
+	return g.engines[int(g.next.Add(1)-1)%len(g.engines)]
+}
+
+func (g *group) retain() { g.refs.Add(1) }
+
+// release drops one reference; the last one closes every engine and arena.
+// It must not run on an engine loop (Close waits for the loop).
+func (g *group) release() {
+	if g.refs.Add(-1) == 0 {
+		g.closeEngines()
+	}
+}
+
+func (g *group) closeEngines() {
+	for _, e := range g.engines {
+		_ = e.close()
+	}
+}
+
+var (
+	defaultGroups   [3]*group
+	defaultGroupsMu sync.Mutex
+)
+
+// sharedGroup returns the process-wide group of kind that Wrap uses, created
+// with default settings on first use and never closed.
+func sharedGroup(o *engineOptions) (*group, error) {
+	defaultGroupsMu.Lock()
+	defer defaultGroupsMu.Unlock()
+	k := o.engine
+	if int(k) >= len(defaultGroups) {
+		return nil, fmt.Errorf("zcio/reader: unknown engine %v", k)
+	}
+	if g := defaultGroups[k]; g != nil {
+		return g, nil
+	}
+	g, err := newGroup(&engineOptions{engine: k, debug: o.debug})
+	if err != nil {
+		return nil, err
+	}
+	defaultGroups[k] = g
+	return g, nil
+}

@@ -1,0 +1,91 @@
+//go:build linux
+
+package reader
+
+import (
+	"net"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/fallback"
+	"github.com/zcio/zcio/internal/unix"
+)
+
+// fallbackName is the fallback engine's name on this OS.
+const fallbackName = NameFallback
+
+// epollEngine adapts a fallback.Engine and its arena.
+type epollEngine struct {
+	e *fallback.Engine
+	a *arena.Arena
+}
+
+type epollAttachment struct {
+	e *fallback.Engine
+	h *fallback.Conn
+}
+
+func (x epollAttachment) resume() { x.e.Resume(x.h) }
+func (x epollAttachment) detach() { x.e.Detach(x.h) }
+
+func newFallbackEngine(a *arena.Arena) (engine, error) {
+	e, err := fallback.New(fallback.Config{Arena: a})
+	if err != nil {
+		return nil, err
+	}
+	return &epollEngine{e: e, a: a}, nil
+}
+
+func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
+	h, err := x.e.Attach(fd, s)
+	if err != nil {
+		return nil, err
+	}
+	return epollAttachment{x.e, h}, nil
+}
+
+func (x *epollEngine) arena() *arena.Arena { return x.a }
+
+func (x *epollEngine) released(r arena.Ref) {
+	x.a.Release(r)
+	x.e.BlocksFreed()
+}
+
+func (x *epollEngine) onLoop() bool { return x.e.OnLoop() }
+
+func (x *epollEngine) close() error {
+	err := x.e.Close()
+	closeArenaAfter(x.e.Done(), x.a)
+	return err
+}
+
+// closeArenaAfter unmaps a once done is closed (the engine's loop has
+// stopped), on another goroutine when it is not closed yet. An arena that
+// still has blocks out (a retained Slice) stays mapped until its cleanup.
+func closeArenaAfter(done <-chan struct{}, a *arena.Arena) {
+	select {
+	case <-done:
+		_ = a.Close()
+	default:
+		go func() {
+			<-done
+			_ = a.Close()
+		}()
+	}
+}
+
+// writeNow makes one non-blocking write(2) attempt on fd: it returns how
+// much the socket took, 0 when it is full.
+func writeNow(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, p)
+		switch {
+		case err == nil:
+			return n, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, nil
+		}
+		return 0, err
+	}
+}

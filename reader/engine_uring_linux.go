@@ -1,0 +1,69 @@
+//go:build linux && !zcio_nouring
+
+package reader
+
+import (
+	"net"
+
+	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/ring"
+)
+
+// uringAvailable reports why the io_uring engine cannot run here, or nil.
+func uringAvailable() error {
+	f := ring.Probe()
+	switch {
+	case f.Err != nil:
+		return f.Err
+	case !f.BufRing.OK:
+		return f.BufRing.Err
+	case !f.MultishotRecv.OK:
+		return f.MultishotRecv.Err
+	}
+	return nil
+}
+
+// uringEngine adapts a ring.Engine and its arena.
+type uringEngine struct {
+	e *ring.Engine
+	a *arena.Arena
+}
+
+type uringAttachment struct {
+	e *ring.Engine
+	h *ring.EngineConn
+}
+
+func (x uringAttachment) resume() { x.e.Resume(x.h) }
+func (x uringAttachment) detach() { x.e.Detach(x.h) }
+
+func newUringEngine(a *arena.Arena) (engine, error) {
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a})
+	if err != nil {
+		return nil, err
+	}
+	return &uringEngine{e: e, a: a}, nil
+}
+
+func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
+	h, err := x.e.Attach(fd, s)
+	if err != nil {
+		return nil, err
+	}
+	return uringAttachment{x.e, h}, nil
+}
+
+func (x *uringEngine) arena() *arena.Arena { return x.a }
+
+func (x *uringEngine) released(r arena.Ref) {
+	x.a.Release(r)
+	x.e.BlocksFreed()
+}
+
+func (x *uringEngine) onLoop() bool { return x.e.OnLoop() }
+
+func (x *uringEngine) close() error {
+	err := x.e.Close()
+	closeArenaAfter(x.e.Done(), x.a)
+	return err
+}

@@ -1,0 +1,72 @@
+package reader
+
+import "errors"
+
+// errReentrant is returned when a Reader method is called from inside one of
+// the Reader's own callbacks, or from two goroutines at once.
+var errReentrant = errors.New("zcio/reader: Reader method called from inside one of its callbacks, or from two goroutines at once")
+
+// Guard states of an engine's Reader (Reader.gs).
+const (
+	gsIdle       = iota // no call in progress
+	gsBusy              // a call is in progress
+	gsCloseAsked        // a call is in progress and Close came meanwhile
+	gsClosed
+)
+
+// enter starts a call: for an engine's Reader it claims the guard, so that a
+// Close from another goroutine waits for the call to return before giving
+// the Reader's blocks back.
+func (r *Reader) enter() error {
+	if r.guarded && !r.gs.CompareAndSwap(gsIdle, gsBusy) {
+		if r.gs.Load() == gsBusy {
+			return errReentrant
+		}
+		return ErrClosed
+	}
+	if r.closed {
+		r.end()
+		return ErrClosed
+	}
+	return nil
+}
+
+// end finishes a call started by enter (or begin), closing the Reader if a
+// Close came meanwhile.
+func (r *Reader) end() {
+	if r.guarded && !r.gs.CompareAndSwap(gsBusy, gsIdle) {
+		_ = r.closeNow()
+		r.gs.Store(gsClosed)
+	}
+}
+
+// closeGuarded is Close for an engine's Reader.
+func (r *Reader) closeGuarded() error {
+	if r.gs.Load() >= gsCloseAsked {
+		return ErrClosed
+	}
+	r.shutdown()
+	return nil
+}
+
+// shutdown closes an engine's Reader from any goroutine: at once when no
+// call is in progress, else when the call in progress returns (a call that
+// waits for data is woken by the queue's Close, which the connection does
+// first).
+func (r *Reader) shutdown() {
+	for {
+		switch r.gs.Load() {
+		case gsIdle:
+			if r.gs.CompareAndSwap(gsIdle, gsClosed) {
+				_ = r.closeNow()
+				return
+			}
+		case gsBusy:
+			if r.gs.CompareAndSwap(gsBusy, gsCloseAsked) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}

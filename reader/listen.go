@@ -1,0 +1,214 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"syscall"
+)
+
+// Listener accepts connections and hands them to its engines. Closing it
+// stops accepting; connections already accepted live on until their own
+// Close, and the engines stop when the last of them is closed.
+type Listener struct {
+	ln        net.Listener
+	g         *group
+	o         options
+	closeOnce sync.Once
+}
+
+// Listen announces on a local address ("tcp", "tcp4", "tcp6" or "unix") and
+// starts the engines its connections will be read by. Options choose the
+// engine (WithEngine), the number of engines (WithEngines), the memory budget
+// (WithMemory, WithBlockSize) and the per-connection back-pressure
+// threshold (WithQueueLimit). Asking for io_uring where it cannot run is an
+// error wrapping ErrEngineUnavailable.
+func Listen(network, addr string, opts ...Option) (*Listener, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, fmt.Errorf("zcio/reader: listen %s: %w", network, ErrUnsupportedConn)
+	}
+	g, err := newGroup(&o.engineOptions)
+	if err != nil {
+		return nil, fmt.Errorf("zcio/reader: listen: %w", err)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		g.release()
+		return nil, err
+	}
+	return &Listener{ln: ln, g: g, o: o}, nil
+}
+
+// Accept waits for the next connection and attaches it to an engine, in
+// blocking mode: its Reader's calls wait for data.
+func (l *Listener) Accept() (*Conn, error) { return l.accept(nil) }
+
+func (l *Listener) accept(h Handler) (*Conn, error) {
+	c, err, _ := l.acceptOne(h)
+	return c, err
+}
+
+// acceptOne accepts one connection. listenerErr says the error came from the
+// listener (closed, say), not from attaching that one connection.
+func (l *Listener) acceptOne(h Handler) (c *Conn, err error, listenerErr bool) {
+	nc, err := l.ln.Accept()
+	if err != nil {
+		return nil, err, true
+	}
+	c, err = adopt(nc, l.g, h, &l.o)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err, false
+	}
+	return c, nil, false
+}
+
+// Addr returns the listener's network address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Engine reports the engine that reads this listener's connections and why.
+func (l *Listener) Engine() EngineInfo { return l.g.info }
+
+// Close stops listening. Accepted connections are not closed.
+func (l *Listener) Close() error {
+	err := l.ln.Close()
+	l.closeOnce.Do(l.g.release)
+	return err
+}
+
+// Wrap adopts a TCP or Unix stream connection accepted or dialled elsewhere:
+// from now on an engine reads it and the returned Conn owns it (its Close
+// closes nc). Wrap uses a process-wide group of engines of the kind asked
+// for (WithEngine; WithDebug also applies), made with default settings on
+// first use and kept for the life of the process.
+func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g, err := sharedGroup(&o.engineOptions)
+	if err != nil {
+		return nil, fmt.Errorf("zcio/reader: wrap: %w", err)
+	}
+	return adopt(nc, g, nil, &o)
+}
+
+// connFD returns the socket fd of a TCP or Unix stream connection. The fd
+// stays owned by nc.
+func connFD(nc net.Conn) (int, error) {
+	switch v := nc.(type) {
+	case *net.TCPConn:
+	case *net.UnixConn:
+		if v.LocalAddr().Network() != "unix" {
+			return -1, fmt.Errorf("zcio/reader: %s socket: %w", v.LocalAddr().Network(), ErrUnsupportedConn)
+		}
+	default:
+		return -1, fmt.Errorf("zcio/reader: %T: %w", nc, ErrUnsupportedConn)
+	}
+	rc, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Handler receives a handler-mode connection's events. Every method runs on
+// the engine loop that reads the connection, one at a time per connection,
+// and must not block: the Reader is in non-blocking mode, so a call that
+// would wait returns ErrWouldBlock with nothing consumed. Whatever a handler
+// leaves unconsumed stays queued and is offered again, with more, at the next
+// OnData; OnData is not called again until more data arrives or the stream
+// ends. A handler that panics has its connection closed (OnClose gets an
+// error wrapping ErrHandlerPanic); the engine goes on serving the others.
+type Handler interface {
+	// OnOpen runs once, before any data is read.
+	OnOpen(c *Conn)
+	// OnData runs when new data has been queued, and once more when the
+	// stream ends with data still buffered.
+	OnData(c *Conn)
+	// OnClose runs once when the connection is done: err is nil after the
+	// peer's orderly close or the server's Close, else why it ended. After
+	// it returns the connection is closed.
+	OnClose(c *Conn, err error)
+}
+
+// ErrHandlerPanic is wrapped by the error OnClose gets after the handler
+// panicked.
+var ErrHandlerPanic = errors.New("zcio/reader: handler panicked")
+
+// Serve accepts connections from ln and runs h for each on the engine loops,
+// until Accept fails (for example after ln.Close), whose error it returns.
+func Serve(ln *Listener, h Handler) error {
+	if h == nil {
+		return fmt.Errorf("zcio/reader: serve: nil handler")
+	}
+	for {
+		_, err, listenerErr := ln.acceptOne(h)
+		if err == nil || !listenerErr {
+			continue // a connection that could not be attached was closed; serve the rest
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
+		return err
+	}
+}
+
+// callOpen runs OnOpen on the loop.
+func (c *Conn) callOpen() {
+	c.guard(func() { c.h.OnOpen(c) })
+}
+
+// callData runs OnData on the loop, if the connection is still open and has
+// data or an end to show.
+func (c *Conn) callData() {
+	if c.ended || c.closed.Load() {
+		return
+	}
+	c.guard(func() { c.h.OnData(c) })
+}
+
+// handlerEnd delivers OnClose once and closes the connection.
+func (c *Conn) handlerEnd(err error) {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	c.guard(func() { c.h.OnClose(c, err) })
+	_ = c.Close()
+}
+
+// guard runs fn and turns a panic into the connection's end.
+func (c *Conn) guard(fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, p, debug.Stack())
+			if !c.ended {
+				c.ended = true
+				func() {
+					defer func() { _ = recover() }()
+					c.h.OnClose(c, err)
+				}()
+			}
+			_ = c.Close()
+		}
+	}()
+	fn()
+}
