@@ -27,8 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	fds := countFDs()
 	code := m.Run()
-	// The fuzzing engine keeps goroutines of its own.
-	if f := flag.Lookup("test.fuzz"); code == 0 && (f == nil || f.Value.String() == "") {
+	if code == 0 && !toolFlags() {
 		deadline := time.Now().Add(5 * time.Second)
 		for runtime.NumGoroutine() > 1 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -44,6 +43,18 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// toolFlags reports whether the fuzzing engine (which keeps goroutines of
+// its own) or a profile (an open file) runs: the leak check is off then.
+func toolFlags() bool {
+	for _, name := range []string{"test.fuzz", "test.cpuprofile", "test.memprofile", "test.blockprofile",
+		"test.mutexprofile", "test.trace"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func countFDs() int {

@@ -469,3 +469,22 @@ func TestAllocs(t *testing.T) {
 	require.NoError(t, r.Close())
 	assert.Zero(t, a.InUse())
 }
+
+// TestPullReusesHotBlocks: a Reader that keeps up reads into the same two
+// blocks over and over, as bufio reads into its one buffer.
+func TestPullReusesHotBlocks(t *testing.T) {
+	data := strings.Repeat("0123456789", 100000) // 1 MB
+	var chunks []int
+	for n := len(data); n > 0; n -= 777 {
+		chunks = append(chunks, min(n, 777))
+	}
+	r, a := newPull(t, data, chunks)
+	takes := a.Stats().Takes
+	for range len(data) / 100 {
+		require.NoError(t, r.ReadRange(100, func([]byte) {}))
+		require.LessOrEqual(t, a.InUse(), 2)
+	}
+	assert.LessOrEqual(t, a.Stats().Takes-takes, uint64(2), "blocks taken from the arena")
+	require.NoError(t, r.Close())
+	assert.Zero(t, a.InUse())
+}

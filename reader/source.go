@@ -91,20 +91,24 @@ func (s *queueSource) close() error              { s.q.Close(); return nil }
 const maxEmptyReads = 100
 
 // pullSource fills arena blocks from an io.Reader on the Reader's goroutine.
-// It keeps one reference to the block it is filling (cur) and gives every
-// segment a reference of its own, so consumed blocks go back at once.
+// It keeps one reference to the block it is filling (cur) and one to the
+// block before it (spare), like the buffer a bufio.Reader keeps, and gives
+// every segment a reference of its own, so the Reader's views stay valid
+// whatever the source does next.
 type pullSource struct {
 	rd       io.Reader
 	a        *arena.Arena
 	ownArena bool
 	rel      func(arena.Ref)
 
-	cur      arena.Ref
-	have     bool
-	fillOff  int
-	err      error // sticky end of the io.Reader
-	deadline time.Time
-	lim      int
+	cur       arena.Ref
+	have      bool
+	spare     arena.Ref // the previous block, kept for reuse (see room)
+	haveSpare bool
+	fillOff   int
+	err       error // sticky end of the io.Reader
+	deadline  time.Time
+	lim       int
 }
 
 func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool) ([]segq.Segment, int, error) {
@@ -119,17 +123,8 @@ func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool) ([]s
 	if !p.deadline.IsZero() && !time.Now().Before(p.deadline) {
 		return segs, 0, os.ErrDeadlineExceeded
 	}
-	bs := p.a.BlockSize()
-	if p.have && p.fillOff == bs {
-		p.have = false
-		p.a.Release(p.cur)
-	}
-	if !p.have {
-		r, ok := p.a.Take()
-		if !ok {
-			return segs, 0, ErrNoBlocks
-		}
-		p.cur, p.have, p.fillOff = r, true, 0
+	if err := p.room(); err != nil {
+		return segs, 0, err
 	}
 	buf := p.a.Bytes(p.cur.ID())[p.fillOff:]
 	for range maxEmptyReads {
@@ -150,6 +145,36 @@ func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool) ([]s
 	}
 	p.err = io.ErrNoProgress
 	return segs, 0, p.err
+}
+
+// room makes sure cur has room to read into. Like bufio, which reads into
+// the start of its buffer whenever it can, it keeps the bytes it fills in
+// cache: a block no segment holds any more is filled again from offset 0, and
+// a full block is swapped for the spare one once the Reader has consumed the
+// spare; only when neither is free does it take a block from the arena.
+func (p *pullSource) room() error {
+	if p.have && p.a.Refs(p.cur.ID()) == 1 {
+		p.fillOff = 0 // ours alone: every byte read into it is consumed
+	}
+	if p.have && p.fillOff < p.a.BlockSize() {
+		return nil
+	}
+	if p.have {
+		if p.haveSpare && p.a.Refs(p.spare.ID()) == 1 {
+			p.cur, p.spare, p.fillOff = p.spare, p.cur, 0
+			return nil
+		}
+		if p.haveSpare {
+			p.a.Release(p.spare)
+		}
+		p.spare, p.haveSpare, p.have = p.cur, true, false
+	}
+	r, ok := p.a.Take()
+	if !ok {
+		return ErrNoBlocks
+	}
+	p.cur, p.have, p.fillOff = r, true, 0
+	return nil
 }
 
 // claim turns the m bytes just read at fillOff into segment bytes: it grows
@@ -178,6 +203,10 @@ func (p *pullSource) close() error {
 	if p.have {
 		p.have = false
 		p.a.Release(p.cur)
+	}
+	if p.haveSpare {
+		p.haveSpare = false
+		p.a.Release(p.spare)
 	}
 	if !p.ownArena {
 		return nil
