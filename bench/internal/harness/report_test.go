@@ -90,10 +90,10 @@ func TestOthersCores(t *testing.T) {
 	assert.InDelta(t, 1.2/2.0, othersCores(a, b), 1e-9, "a counter going back (pid reuse) counts as nothing")
 }
 
-// treeShare is what othersCores credits to pid between a and b: the
-// difference between counting it as someone else's and as ours.
+// treeShare is what othersCores credits to pid between a and b, in cores:
+// the difference between counting it as someone else's and as ours.
 func treeShare(a, b cpuSample, pid int) float64 {
-	with := othersCores(a, b)
+	with := othersCPU(a, b)
 	a2, b2 := a, b
 	a2.ours, b2.ours = map[int]bool{pid: true}, map[int]bool{pid: true}
 	for k := range a.ours {
@@ -102,7 +102,7 @@ func treeShare(a, b cpuSample, pid int) float64 {
 	for k := range b.ours {
 		b2.ours[k] = true
 	}
-	return with - othersCores(a2, b2)
+	return (with - othersCPU(a2, b2)).Seconds() / b.at.Sub(a.at).Seconds()
 }
 
 func TestOthersCoresSeesShortLivedProcesses(t *testing.T) {

@@ -230,6 +230,12 @@ func othersCores(a, b cpuSample) float64 {
 	if dt <= 0 {
 		return 0
 	}
+	return max(0, othersCPU(a, b).Seconds()/dt)
+}
+
+// othersCPU is othersCores's sum before it is divided and clamped: it can be
+// negative when a process that ended was reaped by one of ours, or not yet.
+func othersCPU(a, b cpuSample) time.Duration {
 	ours := func(pid int) bool { return a.ours[pid] || b.ours[pid] }
 	var other time.Duration
 	for pid, st := range b.tasks {
@@ -244,7 +250,7 @@ func othersCores(a, b cpuSample) float64 {
 			other -= st.CPU + st.Children // already used before a: not in the interval
 		}
 	}
-	return max(0, other.Seconds()/dt)
+	return other
 }
 
 // forksPerSec is how many processes and threads the machine created per
