@@ -2,6 +2,8 @@ package harness
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +22,9 @@ func Main(args []string) error {
 		return err
 	}
 	o, err := ParseArgs(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed
+	}
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"flag"
 	"io"
 	"testing"
 	"time"
@@ -81,4 +82,9 @@ func TestParseArgsFull(t *testing.T) {
 func TestDefaultOrder(t *testing.T) {
 	got := defaultOrder([]string{"gnet", "stdlib-pool", "zcio-fallback-blocking", "zcio-uring-handler", "stdlib-reused", "iouring-go"})
 	assert.Equal(t, []string{"stdlib-reused", "stdlib-pool", "zcio-uring-handler", "zcio-fallback-blocking", "gnet", "iouring-go"}, got)
+}
+
+func TestParseArgsHelp(t *testing.T) {
+	_, err := ParseArgs([]string{"-h"}, io.Discard)
+	assert.ErrorIs(t, err, flag.ErrHelp, "-h is told apart so the command can exit 0")
 }
