@@ -642,3 +642,94 @@ func closeSharedGroups() {
 		}
 	}
 }
+
+// frameHandler checks framed messages (see sendFrames) in handler mode: it
+// consumes only whole frames, never waits, and keeps no state between calls
+// but what the Reader holds.
+type frameHandler struct {
+	frames, bad atomic.Int64
+	closed      chan error
+}
+
+func (h *frameHandler) OnOpen(*Conn) {}
+
+func (h *frameHandler) OnData(c *Conn) {
+	r := c.Reader()
+	var sum [sha256.Size]byte
+	for {
+		var size uint32
+		err := r.Peek(4, func(v [][]byte) {
+			var hdr [4]byte
+			n := 0
+			for _, b := range v {
+				n += copy(hdr[n:], b)
+			}
+			size = binary.BigEndian.Uint32(hdr[:])
+		})
+		if err != nil {
+			return // ErrWouldBlock: the rest comes with the next OnData
+		}
+		if r.Buffered() < 4+int(size)+sha256.Size {
+			return
+		}
+		_, _ = r.Discard(4)
+		hs := sha256.New()
+		if err := r.ReadRange(int(size), func(b []byte) { hs.Write(b) }); err != nil {
+			h.bad.Add(1)
+			return
+		}
+		if _, err := io.ReadFull(r, sum[:]); err != nil || string(hs.Sum(nil)) != string(sum[:]) {
+			h.bad.Add(1)
+			return
+		}
+		h.frames.Add(1)
+	}
+}
+
+func (h *frameHandler) OnClose(c *Conn, err error) { h.closed <- err }
+
+func TestHandlerManyRandomMessages(t *testing.T) {
+	conns := 1000
+	if testing.Short() {
+		conns = 100
+	}
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &frameHandler{closed: make(chan error, conns)}
+			ln, served := serve(t, kind, h)
+			g := ln.g
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 200)
+			for i := range conns {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					peer := dial(t, ln)
+					defer peer.Close()
+					sendFrames(peer, uint64(i), 5)
+					_ = peer.(*net.TCPConn).CloseWrite()
+					// Wait for the server's close: every frame was read.
+					_ = peer.SetReadDeadline(time.Now().Add(60 * time.Second))
+					_, _ = io.Copy(io.Discard, peer)
+				}()
+			}
+			wg.Wait()
+			for range conns {
+				select {
+				case err := <-h.closed:
+					assert.NoError(t, err)
+				case <-time.After(30 * time.Second):
+					t.Fatal("OnClose missing")
+				}
+			}
+			assert.Zero(t, h.bad.Load())
+			assert.Equal(t, int64(conns*5), h.frames.Load())
+			require.NoError(t, ln.Close())
+			<-served
+			arenasIdle(t, g)
+		})
+	}
+}

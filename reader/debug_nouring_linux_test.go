@@ -1,0 +1,5 @@
+//go:build linux && zcio_nouring
+
+package reader
+
+func engineDebug(engine) string { return "(fallback)" }
