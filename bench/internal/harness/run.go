@@ -515,7 +515,11 @@ func (r *runner) resolveContenders() ([]Contender, error) {
 		case name == IouringGo:
 			out = append(out, r.iouringGo())
 		case server.Has(name):
-			out = append(out, Contender{Name: name, Path: r.self, Env: []string{RoleEnv + "=serve"}})
+			c := Contender{Name: name, Path: r.self, Env: []string{RoleEnv + "=serve"}}
+			if why := server.Unavailable(name); why != "" {
+				c.Path, c.Skip = "", why
+			}
+			out = append(out, c)
 		default:
 			return nil, fmt.Errorf("%w: unknown contender %q (have %s)", ErrUsage, name, strings.Join(append(builtin, IouringGo), ","))
 		}

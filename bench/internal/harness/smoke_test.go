@@ -21,7 +21,7 @@ func TestSmoke(t *testing.T) {
 	o.Scenarios = []string{"stream", "idle", "reqresp", "gc", "fanout"}
 	o.BallastMiB = 8
 	o.GCConns = 4
-	o.Contenders = []string{Reference, "stdlib-bufio"}
+	o.Contenders = []string{Reference, "stdlib-bufio", "zcio-fallback-handler"}
 	o.Conns = []int{4}
 	o.IdleConns = 50
 	o.RRConns = 4
@@ -43,7 +43,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	var rep Report
 	require.NoError(t, json.Unmarshal(b, &rep))
-	require.Len(t, rep.Runs, 10)
+	require.Len(t, rep.Runs, 15)
 	for _, r := range rep.Runs {
 		assert.Empty(t, r.Error, "%s %s", r.Case, r.Contender)
 		assert.Positive(t, r.PeakRSS, "getrusage of the reaped server")

@@ -33,10 +33,25 @@ type Config struct {
 // address clients dial and a function that stops it.
 type Contender func(cfg Config) (addr string, stop func() error, err error)
 
-var registry = map[string]Contender{}
+var (
+	registry    = map[string]Contender{}
+	unavailable = map[string]func() string{}
+)
 
 // Register makes a contender available by name. Called from init functions.
 func Register(name string, c Contender) { registry[name] = c }
+
+// RegisterCheck gives a contender a check that says why it cannot run on
+// this machine ("" when it can). Called from init functions.
+func RegisterCheck(name string, check func() string) { unavailable[name] = check }
+
+// Unavailable says why a registered contender cannot run here, or "".
+func Unavailable(name string) string {
+	if check, ok := unavailable[name]; ok {
+		return check()
+	}
+	return ""
+}
 
 // Names lists the registered contenders, sorted.
 func Names() []string {

@@ -67,8 +67,12 @@ func waitStats(t *testing.T, stats func() Snapshot, cond func(Snapshot) bool) Sn
 }
 
 func TestContendersServeStreamAndRESP(t *testing.T) {
-	for _, name := range []string{StdlibReused, StdlibBufio, StdlibPool, Gnet, Netpoll} {
+	for _, name := range []string{StdlibReused, StdlibBufio, StdlibPool, Gnet, Netpoll,
+		ZcioUringHandler, ZcioUringBlocking, ZcioFallbackHandler, ZcioFallbackBlocking} {
 		t.Run("contender="+name, func(t *testing.T) {
+			if why := Unavailable(name); why != "" {
+				t.Skip(why)
+			}
 			before := Global.Msgs.Load()
 			addr, stats, stop := runMain(t, name, ScenarioReqResp)
 			defer stop()
@@ -93,7 +97,13 @@ func TestContendersServeStreamAndRESP(t *testing.T) {
 }
 
 func TestFanoutForwardsToSubscriber(t *testing.T) {
-	addr, _, stop := runMain(t, StdlibReused, ScenarioFanout)
+	for _, name := range []string{StdlibReused, StdlibBufio, Gnet, Netpoll, ZcioFallbackHandler, ZcioFallbackBlocking} {
+		t.Run("contender="+name, func(t *testing.T) { testFanout(t, name) })
+	}
+}
+
+func testFanout(t *testing.T, name string) {
+	addr, _, stop := runMain(t, name, ScenarioFanout)
 	defer stop()
 	sub, err := net.Dial("tcp", addr)
 	require.NoError(t, err)

@@ -20,6 +20,14 @@ const (
 )
 
 func init() {
+	uring := func() string {
+		if err := reader.Probe().IOUring; err != nil {
+			return "io_uring unavailable: " + err.Error()
+		}
+		return ""
+	}
+	RegisterCheck(ZcioUringHandler, uring)
+	RegisterCheck(ZcioUringBlocking, uring)
 	Register(ZcioUringHandler, func(cfg Config) (string, func() error, error) {
 		return startZcio(cfg, reader.WithEngine(reader.IOUring), true)
 	})
