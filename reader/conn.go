@@ -50,6 +50,8 @@ type Conn struct {
 	endErr   error // handler mode: how the stream ended (loop only)
 	ended    bool  // handler mode: OnClose delivered (loop only)
 
+	inCallback atomic.Bool // a handler callback of this connection is running
+
 	wmu      sync.Mutex
 	wcond    sync.Cond
 	pending  []byte // handler writes not yet on the socket
@@ -179,7 +181,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
-	if c.eng.onLoop() {
+	if c.inCallback.Load() {
+		// From a handler, on the engine loop (or, harmlessly, from another
+		// goroutine while a handler runs): never wait.
 		return c.writeOnLoop(p)
 	}
 	c.wmu.Lock()

@@ -197,18 +197,22 @@ func (c *Conn) handlerEnd(err error) {
 
 // guard runs fn and turns a panic into the connection's end.
 func (c *Conn) guard(fn func()) {
+	c.inCallback.Store(true)
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, p, debug.Stack())
 			if !c.ended {
 				c.ended = true
 				func() {
-					defer func() { _ = recover() }()
+					defer func() { _ = recover() }() // a panicking OnClose changes nothing
 					c.h.OnClose(c, err)
 				}()
 			}
+			c.inCallback.Store(false)
 			_ = c.Close()
+			return
 		}
+		c.inCallback.Store(false)
 	}()
 	fn()
 }
