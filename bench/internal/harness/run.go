@@ -481,10 +481,19 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	return nil
 }
 
+// Bounds of waitFor: the whole wait, and how long the server may make no
+// progress at all before the run is declared stalled.
+const (
+	waitLimit = 60 * time.Second
+	stallTime = 10 * time.Second
+)
+
 // waitFor polls the server's stats until cond holds, lets it settle briefly
-// and returns a fresh snapshot. Bounded to 60 s.
+// and returns a fresh snapshot. It gives up after waitLimit, or earlier when
+// neither the connection nor the message count moved for stallTime.
 func waitFor(srv *Child, cond func(server.Snapshot) bool) (server.Snapshot, error) {
-	deadline := time.Now().Add(60 * time.Second)
+	start := time.Now()
+	last, lastMove := server.Snapshot{Conns: -1}, start
 	for {
 		s, err := snapshot(srv)
 		if err != nil {
@@ -494,8 +503,14 @@ func waitFor(srv *Child, cond func(server.Snapshot) bool) (server.Snapshot, erro
 			time.Sleep(200 * time.Millisecond)
 			return snapshot(srv)
 		}
-		if time.Now().After(deadline) {
-			return s, fmt.Errorf("%s: condition not reached in 60s (conns %d, msgs %d): %w", srv.Name, s.Conns, s.Msgs, ErrChildTimeout)
+		if s.Conns != last.Conns || s.Msgs != last.Msgs {
+			last, lastMove = s, time.Now()
+		}
+		switch {
+		case time.Since(lastMove) > stallTime:
+			return s, fmt.Errorf("%s: stalled for %v at %d connections, %d messages: %w", srv.Name, stallTime, s.Conns, s.Msgs, ErrChildTimeout)
+		case time.Since(start) > waitLimit:
+			return s, fmt.Errorf("%s: condition not reached in %v (conns %d, msgs %d): %w", srv.Name, waitLimit, s.Conns, s.Msgs, ErrChildTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
