@@ -271,7 +271,11 @@ func (r *Reader) compact() {
 }
 
 // more asks the source for more bytes once.
-func (r *Reader) more() error {
+func (r *Reader) more() error { return r.moreOf(1) }
+
+// moreOf asks the source once for need more bytes, which it may deliver in
+// part.
+func (r *Reader) moreOf(need int) error {
 	ctx := r.ctx
 	if ctx == nil {
 		ctx = r.baseCtx
@@ -283,7 +287,7 @@ func (r *Reader) more() error {
 	r.compact()
 	var added int
 	var err error
-	r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking)
+	r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
 	r.n += added
 	return err
 }
@@ -300,7 +304,7 @@ func (r *Reader) ensure(want int) error {
 		return nil
 	}
 	for r.n < want {
-		if err := r.more(); err != nil {
+		if err := r.moreOf(want - r.n); err != nil {
 			return r.endErr(err)
 		}
 	}

@@ -20,7 +20,9 @@ type source interface {
 	// when it added nothing: io.EOF or the stream's error (repeated on every
 	// later call), ErrWouldBlock, ErrNoBlocks, os.ErrDeadlineExceeded or
 	// ctx's error.
-	fill(ctx context.Context, segs []segq.Segment, nonBlocking bool) ([]segq.Segment, int, error)
+	// need is how many more bytes the Reader waits for: a pull source reads
+	// until it has them (or its block is full), a queue takes what is there.
+	fill(ctx context.Context, segs []segq.Segment, nonBlocking bool, need int) ([]segq.Segment, int, error)
 	// poll appends what has already arrived, without waiting or asking for
 	// more, and reports how many bytes it added.
 	poll(segs []segq.Segment) ([]segq.Segment, int)
@@ -52,7 +54,7 @@ func newQueueSource(q *segq.Queue) *queueSource {
 	return &queueSource{q: q, rel: q.Release}
 }
 
-func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking bool) ([]segq.Segment, int, error) {
+func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking bool, _ int) ([]segq.Segment, int, error) {
 	before := len(segs)
 	segs, err := s.q.Take(ctx, segs, nonBlocking)
 	switch {
@@ -111,40 +113,65 @@ type pullSource struct {
 	lim       int
 }
 
-func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool) ([]segq.Segment, int, error) {
-	if p.err != nil {
-		return segs, 0, p.err
-	}
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
+func (p *pullSource) fill(ctx context.Context, segs []segq.Segment, _ bool, need int) ([]segq.Segment, int, error) {
+	added := 0
+	for {
+		err := p.ready(ctx)
+		if err == nil {
+			var m int
+			m, err = p.readOnce()
+			if m > 0 {
+				segs = p.claim(segs, m)
+				added += m
+			}
+		}
+		switch {
+		case added >= need && added > 0:
+			return segs, added, nil
+		case err != nil && added > 0:
+			return segs, added, nil // the error comes back at the next call
+		case err != nil:
 			return segs, 0, err
 		}
 	}
+}
+
+// ready says whether a read may start: the stream has not ended, ctx is not
+// done, the deadline has not passed and cur has room.
+func (p *pullSource) ready(ctx context.Context) error {
+	if p.err != nil {
+		return p.err
+	}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	if !p.deadline.IsZero() && !time.Now().Before(p.deadline) {
-		return segs, 0, os.ErrDeadlineExceeded
+		return os.ErrDeadlineExceeded
 	}
-	if err := p.room(); err != nil {
-		return segs, 0, err
-	}
+	return p.room()
+}
+
+// readOnce reads into cur at fillOff, tolerating a few empty reads. The
+// io.Reader's error becomes the sticky p.err, returned with the bytes read.
+func (p *pullSource) readOnce() (int, error) {
 	buf := p.a.Bytes(p.cur.ID())[p.fillOff:]
 	for range maxEmptyReads {
 		m, err := p.rd.Read(buf)
 		if m < 0 || m > len(buf) {
 			p.err = errNegativeRead
-			return segs, 0, p.err
-		}
-		if m > 0 {
-			segs = p.claim(segs, m)
-			p.err = err
-			return segs, m, nil
+			return 0, p.err
 		}
 		if err != nil {
 			p.err = err
-			return segs, 0, err
+		}
+		if m > 0 || err != nil {
+			return m, err
 		}
 	}
 	p.err = io.ErrNoProgress
-	return segs, 0, p.err
+	return 0, p.err
 }
 
 // room makes sure cur has room to read into. Like bufio, which reads into
