@@ -1,5 +1,3 @@
-// Package stats summarises repeated measurements: median, minimum and maximum
-// of a handful of repetitions, and percentiles of latency samples.
 package stats
 
 import (
