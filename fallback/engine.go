@@ -44,6 +44,15 @@ type Opener interface {
 	Opened()
 }
 
+// Starver is an optional interface of a [Sink]: when the arena runs dry,
+// the engine calls Starved on its loop for every attached connection (again
+// every 20 ms while it stays dry), so that a connection holding part of an
+// unfinished message can copy it out of the shared blocks (see
+// segq.Spiller).
+type Starver interface {
+	Starved()
+}
+
 // Config configures an [Engine].
 type Config struct {
 	// Arena provides the blocks that data is read into. Required; it may be
@@ -58,6 +67,9 @@ type Config struct {
 	ReadsPerEvent int
 	// MaxConns bounds the connections attached at once. Zero means 1<<20.
 	MaxConns int
+	// Reserve is how many blocks the engine leaves free in the arena for
+	// spills (segq.Spiller): it counts the arena dry at Reserve free blocks.
+	Reserve int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -70,6 +82,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadsPerEvent <= 0 {
 		c.ReadsPerEvent = 4
 	}
+	c.Reserve = min(max(c.Reserve, 0), c.Arena.Len()-1)
 	if c.MaxConns <= 0 || c.MaxConns > slots.Max {
 		c.MaxConns = slots.Max
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/slots"
@@ -59,6 +60,7 @@ type Engine struct {
 	work    []command
 	ready   []*conn
 	starved []*conn
+	nudged  time.Time // when the connections were last told the arena is dry
 }
 
 type command struct {
@@ -118,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		evfd:   evfd,
 		done:   make(chan struct{}),
 		events: make([]unix.EpollEvent, 256),
-		tail:   tailBlock{a: cfg.Arena, minRoom: cfg.MinRoom},
+		tail:   tailBlock{a: cfg.Arena, minRoom: cfg.MinRoom, reserve: cfg.Reserve},
 	}
 	e.slots.SetLimit(cfg.MaxConns)
 	started := make(chan struct{})
@@ -359,15 +361,35 @@ func (e *Engine) end(c *conn, err error) {
 func (e *Engine) starve(c *conn) {
 	c.state = stateStarved
 	e.unwatch(c)
+	if len(e.starved) == 0 {
+		e.nudge()
+	}
 	e.starved = append(e.starved, c)
 	e.starving.Store(true)
+}
+
+// nudgeEvery is how often a loop whose arena stays dry tells its
+// connections again (Starver).
+const nudgeEvery = 20 * time.Millisecond
+
+// nudge tells every connection whose sink is a Starver that the arena is dry.
+func (e *Engine) nudge() {
+	e.nudged = time.Now()
+	e.slots.Each(func(c *conn) {
+		if st, ok := c.sink.(Starver); ok && c.state != stateDetached {
+			st.Starved()
+		}
+	})
 }
 
 // feedStarved puts connections that waited for blocks back into epoll once
 // the arena has a free block; level-triggered epoll reports the data that
 // waited in their socket buffers.
 func (e *Engine) feedStarved() {
-	if e.a.InUse() >= e.a.Len() {
+	if e.a.Len()-e.a.InUse() <= e.cfg.Reserve {
+		if time.Since(e.nudged) >= nudgeEvery {
+			e.nudge()
+		}
 		return
 	}
 	for i, c := range e.starved {

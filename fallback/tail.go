@@ -14,6 +14,7 @@ type tailBlock struct {
 	off     int
 	have    bool
 	minRoom int // below this much room the block is retired and a fresh one taken
+	reserve int // blocks left free for spills
 }
 
 // room returns the free part of the tail block, taking a fresh block when
@@ -24,6 +25,9 @@ func (t *tailBlock) room() (buf []byte, ok bool) {
 		t.retire()
 	}
 	if !t.have {
+		if t.reserve > 0 && t.a.Len()-t.a.InUse() <= t.reserve {
+			return nil, false
+		}
 		r, ok := t.a.Take()
 		if !ok {
 			return nil, false

@@ -99,6 +99,17 @@ func (s *sink) Detached() {
 
 func (s *handlerSink) Opened() { s.c.callOpen() }
 
+// Starved: the engine ran out of blocks. A blocking reader is woken to spill
+// what it holds of an unfinished message; a handler's Reader, idle on this
+// loop between callbacks, spills now.
+func (s *sink) Starved() {
+	if s.c.h != nil {
+		s.c.r.spillIdle()
+		return
+	}
+	s.c.q.Nudge()
+}
+
 // adopt attaches nc to an engine of g. The Conn takes one reference on g.
 func adopt(nc net.Conn, g *group, h Handler, o *options) (*Conn, error) {
 	fd, err := connFD(nc)
@@ -113,6 +124,7 @@ func adopt(nc net.Conn, g *group, h Handler, o *options) (*Conn, error) {
 		Arena:     e.arena(),
 		Limit:     g.qlimit,
 		MaxBlocks: max(2, e.arena().Len()/8),
+		Spiller:   e.spiller(),
 		OnRelease: e.released,
 		OnResume:  c.resume,
 	})

@@ -733,3 +733,55 @@ func TestHandlerManyRandomMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestConnManyWaitersFewBlocks: 300 connections over one engine of 64
+// blocks, each reader waiting for whole 1 KiB messages that arrive in
+// pieces: more readers hold part of a message than there are blocks, so
+// the engine runs dry again and again (ENOBUFS on io_uring), re-arms every
+// starved connection, and readers spill partial messages when told to.
+// Every message arrives.
+func TestConnManyWaitersFewBlocks(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithMemory(64*16<<10))
+			g := ln.g
+			const conns, msgs, size = 300, 192, 1024
+			var read atomic.Int64
+			var wg sync.WaitGroup
+			batch := make([]byte, 16*size)
+			for range conns {
+				peer := dial(t, ln)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					for range msgs / 16 {
+						if _, err := peer.Write(batch); err != nil {
+							return
+						}
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					defer peer.Close()
+					defer c.Close()
+					_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+					for range msgs {
+						if _, err := c.Reader().Discard(size); err != nil {
+							return
+						}
+						read.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if !assert.Equal(t, int64(conns*msgs), read.Load()) {
+				t.Logf("engine: %s", engineDebug(g.engines[0]))
+			}
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}

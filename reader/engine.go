@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
 )
 
 // EngineKind selects the engine that reads a connection's socket.
@@ -176,6 +177,9 @@ type engine interface {
 	// it may be closed only after s.Detached.
 	attach(nc net.Conn, fd int, s engineSink) (attachment, error)
 	arena() *arena.Arena
+	// spiller is where waiting readers copy partial messages when the
+	// engine runs out of blocks (nil: no spilling).
+	spiller() *segq.Spiller
 	// released is the hook the engine's queues give block references back
 	// through.
 	released(r arena.Ref)
@@ -255,6 +259,10 @@ func newGroup(o *engineOptions) (*group, error) {
 	g.refs.Store(1)
 	return g, nil
 }
+
+// spillReserve is the share of an engine's blocks kept out of the kernel's
+// hands for spills.
+func spillReserve(a *arena.Arena) int { return max(1, a.Len()/8) }
 
 func newEngine(name string, a *arena.Arena) (engine, error) {
 	if name == NameIOUring {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/fallback"
+	"github.com/zcio/zcio/internal/segq"
 	"github.com/zcio/zcio/internal/unix"
 )
 
@@ -15,8 +16,9 @@ const fallbackName = NameFallback
 
 // epollEngine adapts a fallback.Engine and its arena.
 type epollEngine struct {
-	e *fallback.Engine
-	a *arena.Arena
+	e  *fallback.Engine
+	a  *arena.Arena
+	sp *segq.Spiller
 }
 
 type epollAttachment struct {
@@ -28,11 +30,11 @@ func (x epollAttachment) resume() { x.e.Resume(x.h) }
 func (x epollAttachment) detach() { x.e.Detach(x.h) }
 
 func newFallbackEngine(a *arena.Arena) (engine, error) {
-	e, err := fallback.New(fallback.Config{Arena: a})
+	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a)})
 	if err != nil {
 		return nil, err
 	}
-	return &epollEngine{e: e, a: a}, nil
+	return &epollEngine{e: e, a: a, sp: segq.NewSpiller(a)}, nil
 }
 
 func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
@@ -45,6 +47,8 @@ func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 
 func (x *epollEngine) arena() *arena.Arena { return x.a }
 
+func (x *epollEngine) spiller() *segq.Spiller { return x.sp }
+
 func (x *epollEngine) released(r arena.Ref) {
 	x.a.Release(r)
 	x.e.BlocksFreed()
@@ -54,6 +58,7 @@ func (x *epollEngine) onLoop() bool { return x.e.OnLoop() }
 
 func (x *epollEngine) close() error {
 	err := x.e.Close()
+	x.sp.Close()
 	closeArenaAfter(x.e.Done(), x.a)
 	return err
 }

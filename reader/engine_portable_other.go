@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
 )
 
 // fallbackName is the fallback engine's name on this OS.
@@ -124,6 +125,10 @@ func (c *portableConn) detach() {
 }
 
 func (e *portableEngine) arena() *arena.Arena { return e.a }
+
+// spiller: the portable engine takes a block per read and never shares one,
+// so there is nothing to spill.
+func (e *portableEngine) spiller() *segq.Spiller { return nil }
 
 func (e *portableEngine) released(r arena.Ref) {
 	e.a.Release(r)

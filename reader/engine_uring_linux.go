@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/segq"
 	"github.com/zcio/zcio/ring"
 )
 
@@ -25,8 +26,9 @@ func uringAvailable() error {
 
 // uringEngine adapts a ring.Engine and its arena.
 type uringEngine struct {
-	e *ring.Engine
-	a *arena.Arena
+	e  *ring.Engine
+	a  *arena.Arena
+	sp *segq.Spiller
 }
 
 type uringAttachment struct {
@@ -38,11 +40,11 @@ func (x uringAttachment) resume() { x.e.Resume(x.h) }
 func (x uringAttachment) detach() { x.e.Detach(x.h) }
 
 func newUringEngine(a *arena.Arena) (engine, error) {
-	e, err := ring.NewEngine(ring.EngineConfig{Arena: a})
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a)})
 	if err != nil {
 		return nil, err
 	}
-	return &uringEngine{e: e, a: a}, nil
+	return &uringEngine{e: e, a: a, sp: segq.NewSpiller(a)}, nil
 }
 
 func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
@@ -55,6 +57,8 @@ func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 
 func (x *uringEngine) arena() *arena.Arena { return x.a }
 
+func (x *uringEngine) spiller() *segq.Spiller { return x.sp }
+
 func (x *uringEngine) released(r arena.Ref) {
 	x.a.Release(r)
 	x.e.BlocksFreed()
@@ -64,6 +68,7 @@ func (x *uringEngine) onLoop() bool { return x.e.OnLoop() }
 
 func (x *uringEngine) close() error {
 	err := x.e.Close()
+	x.sp.Close()
 	closeArenaAfter(x.e.Done(), x.a)
 	return err
 }

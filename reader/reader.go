@@ -288,6 +288,10 @@ func (r *Reader) moreOf(need int) error {
 	var added int
 	var err error
 	r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
+	for err == segq.ErrNudged { // the engine is out of blocks: see spill
+		r.spill()
+		r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
+	}
 	r.n += added
 	return err
 }

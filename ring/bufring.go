@@ -36,7 +36,8 @@ type BufRing struct {
 	in   []bool      // in[id]: the block is published and not fully handed back
 	fill []uint32    // incremental mode: bytes of the block the kernel has used
 
-	closed bool
+	reserve int // free blocks Refill leaves in the arena
+	closed  bool
 }
 
 // littleEndian is the byte order of this machine, for the tail store.
@@ -95,14 +96,20 @@ func (b *BufRing) Group() uint16 { return b.group }
 // Incremental reports whether the kernel consumes blocks incrementally.
 func (b *BufRing) Incremental() bool { return b.inc }
 
-// Refill takes every free block of the arena, adds it to the ring and
-// publishes the new tail with one store. It returns how many blocks it added.
+// SetReserve makes Refill leave n free blocks in the arena (for spills,
+// see segq.Spiller) instead of publishing them all.
+func (b *BufRing) SetReserve(n int) { b.reserve = min(max(n, 0), b.a.Len()-1) }
+
+// Refill takes every free block of the arena but the reserve, adds it to the
+// ring and publishes the new tail with one store. It returns how many blocks
+// it added.
 func (b *BufRing) Refill() int {
 	if b.closed {
 		return 0
 	}
-	// The ring is the arena's only taker, so this many Takes succeed.
-	free := b.a.Len() - b.a.InUse()
+	// The ring and the spills are the arena's only takers; a spill racing
+	// with this loop makes a Take fail, and the loop stops there.
+	free := b.a.Len() - b.a.InUse() - b.reserve
 	added := 0
 	for ; added < free; added++ {
 		ref, ok := b.a.Take()

@@ -79,14 +79,16 @@ type Engine struct {
 	done    chan struct{}
 
 	// Owned by the loop goroutine.
-	r       *Ring
-	br      *BufRing
-	cqes    []CQE
-	work    []ecommand
-	ready   []*econn
-	starved []*econn
-	inRing  int    // blocks published to the kernel and not yet handed out
-	armCap  uint32 // bytes one arming of a multishot receive may take (0: no cap)
+	r            *Ring
+	br           *BufRing
+	cqes         []CQE
+	work         []ecommand
+	ready        []*econn
+	starved      []*econn
+	starvedSpare []*econn
+	inRing       int       // blocks published to the kernel and not yet handed out
+	armCap       uint32    // bytes one arming of a multishot receive may take (0: no cap)
+	nudged       time.Time // when the connections were last told the ring is dry
 }
 
 // EngineConfig configures an [Engine].
@@ -99,6 +101,9 @@ type EngineConfig struct {
 	Entries uint32
 	// MaxConns bounds the connections attached at once. Zero means 1<<20.
 	MaxConns int
+	// Reserve is how many blocks the engine leaves free in the arena for
+	// spills (segq.Spiller) instead of handing them to the kernel.
+	Reserve int
 }
 
 type ecommand struct {
@@ -146,6 +151,12 @@ type Sink interface {
 // Opener is an optional interface of a Sink: Opened runs on the loop before
 // the connection's receive is armed.
 type Opener interface{ Opened() }
+
+// Starver is an optional interface of a Sink: when the buffer ring runs dry
+// the engine calls Starved on its loop for every attached connection (again
+// every 20 ms while it stays dry), so that a connection holding part of an
+// unfinished message can copy it out of the shared blocks (segq.Spiller).
+type Starver interface{ Starved() }
 
 // EngineStats is a snapshot of an engine's state, for tests and monitoring.
 type EngineStats struct {
@@ -350,11 +361,23 @@ func (e *Engine) setup() error {
 	if err != nil {
 		return err
 	}
+	// The reserve must stay out of the kernel's ring from the start: the
+	// registration publishes every free block, so take the reserve first.
+	held := make([]arena.Ref, 0, e.cfg.Reserve)
+	for range min(max(e.cfg.Reserve, 0), e.a.Len()-1) {
+		if ref, ok := e.a.Take(); ok {
+			held = append(held, ref)
+		}
+	}
 	br, err := r.RegisterBufRing(engineGroup, e.a)
+	for _, ref := range held {
+		e.a.Release(ref)
+	}
 	if err != nil {
 		_ = r.Close()
 		return err
 	}
+	br.SetReserve(e.cfg.Reserve)
 	e.r, e.br = r, br
 	e.inRing = br.Held()
 	e.armCap = uint32(max(e.a.BlockSize(), min(256<<10, e.a.Size()/16)))
@@ -368,13 +391,20 @@ func (e *Engine) sqe() *SQE {
 		if s := e.r.GetSQE(); s != nil {
 			return s
 		}
-		if _, err := e.r.Submit(); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
+		_, err := e.r.Submit()
+		if err == nil || errors.Is(err, unix.EINTR) {
+			continue // the kernel consumed the queued SQEs: slots are free
+		}
+		if !errors.Is(err, ErrBusy) {
 			panic("zcio/ring: engine: submit: " + err.Error())
 		}
-		// The kernel took nothing (busy): reap to make room, then retry.
-		n, _ := e.r.Reap(e.cqes)
-		for i := range e.cqes[:n] {
-			e.complete(&e.cqes[i])
+		// The kernel took nothing (completions backed up): reap some to
+		// make room. Into a buffer of this call's own: the caller may be
+		// in the middle of a batch in e.cqes.
+		var local [16]CQE
+		n, _ := e.r.Reap(local[:])
+		for i := range local[:n] {
+			e.complete(&local[i])
 		}
 	}
 }
@@ -407,24 +437,31 @@ func (e *Engine) cancelRecv(c *econn) {
 // refill publishes every free arena block to the kernel and re-arms the
 // connections that starved.
 func (e *Engine) refill() {
-	if e.a.InUse() < e.a.Len() {
+	if e.a.Len()-e.a.InUse() > e.br.reserve {
 		e.inRing += e.br.Refill()
 	}
 	low := e.inRing < max(1, e.a.Len()/4)
 	e.hungry.Store(low)
-	if low && e.a.InUse() < e.a.Len() { // released between Refill and the store
+	if low && e.a.Len()-e.a.InUse() > e.br.reserve { // released between Refill and the store
 		e.inRing += e.br.Refill()
 	}
+	if len(e.starved) > 0 && e.inRing == 0 && time.Since(e.nudged) >= nudgeEvery {
+		e.nudge()
+	}
 	if len(e.starved) > 0 && e.inRing > 0 {
-		for i, c := range e.starved {
-			e.starved[i] = nil
+		// Swap the list out first: arming may complete requests (sqe reaps
+		// when the SQ is full), and those may starve connections anew.
+		list := e.starved
+		e.starved = e.starvedSpare[:0]
+		for i, c := range list {
+			list[i] = nil
 			if c.state == cStarved {
 				c.state = cArmed
 				e.arm(c)
 				e.stats.rearms.Add(1)
 			}
 		}
-		e.starved = e.starved[:0]
+		e.starvedSpare = list[:0]
 	}
 }
 
@@ -477,6 +514,9 @@ func (e *Engine) complete(cqe *CQE) {
 	case rv.NoBuffers:
 		e.stats.nobufs.Add(1)
 		if c.state == cArmed {
+			if len(e.starved) == 0 {
+				e.nudge()
+			}
 			c.state = cStarved
 			e.starved = append(e.starved, c)
 			e.hungry.Store(true)
@@ -496,6 +536,20 @@ func (e *Engine) complete(cqe *CQE) {
 	if c.state == cArmed {
 		e.arm(c) // the multishot ended (CQ overflow, say): arm it again
 	}
+}
+
+// nudgeEvery is how often a loop whose buffer ring stays dry tells its
+// connections again (Starver).
+const nudgeEvery = 20 * time.Millisecond
+
+// nudge tells every connection whose sink is a Starver that the ring is dry.
+func (e *Engine) nudge() {
+	e.nudged = time.Now()
+	e.slots.Each(func(c *econn) {
+		if st, ok := c.sink.(Starver); ok && c.state != cDetached {
+			st.Starved()
+		}
+	})
 }
 
 // giveBack returns a block the kernel handed to nobody.

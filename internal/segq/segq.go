@@ -65,6 +65,9 @@ type Config struct {
 	// read would otherwise pin a few bytes in every block. Zero means no
 	// bound.
 	MaxBlocks int
+	// Spiller, when set, is where a consumer that waits with part of a
+	// message copies it when the engine runs out of blocks (see Nudge).
+	Spiller *Spiller
 	// OnResume, when set, is called once after Push returned pause == true,
 	// as soon as the queued bytes fall to Limit/2 or less, or the consumer
 	// finds the queue empty and would wait (it needs more than it holds, so
@@ -83,6 +86,7 @@ type Queue struct {
 	limit     int64
 	low       int64
 	maxRuns   int64
+	spill     *Spiller
 	onRelease func(arena.Ref)
 	onResume  func()
 
@@ -96,6 +100,7 @@ type Queue struct {
 	segs     []Segment // queued, oldest first
 	end      error     // set by Finish
 	closed   bool
+	nudged   bool // Nudge was called; the next blocking Take says so
 	deadline time.Time
 	notify   chan struct{} // capacity 1: "look again"
 
@@ -116,6 +121,7 @@ func New(cfg Config) *Queue {
 		limit:     limit,
 		low:       limit / 2,
 		maxRuns:   int64(cfg.MaxBlocks),
+		spill:     cfg.Spiller,
 		onRelease: cfg.OnRelease,
 		onResume:  cfg.OnResume,
 		notify:    make(chan struct{}, 1),
@@ -233,6 +239,10 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			return dst, nil
 		}
 		end, closed, deadline := q.end, q.closed, q.deadline
+		nudged := q.nudged && !nonBlocking
+		if nudged {
+			q.nudged = false
+		}
 		// The consumer needs more than it holds: a paused producer must go
 		// on, or a request that fits the limit but straddles a partly
 		// consumed segment would wait forever. Read under the lock that
@@ -250,6 +260,9 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		}
 		if nonBlocking {
 			return dst, ErrWouldBlock
+		}
+		if nudged {
+			return dst, ErrNudged
 		}
 		if err := q.wait(ctx, deadline); err != nil {
 			return dst, err

@@ -1,0 +1,89 @@
+package segq
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/zcio/zcio/arena"
+)
+
+// ErrNudged is returned by a waiting Take after Nudge: the engine ran out
+// of blocks, and a consumer that holds part of a message should spill it
+// (see Spiller) so that the blocks it shares with other connections go back.
+// Nothing was taken; the consumer takes again.
+var ErrNudged = errors.New("zcio/segq: engine out of blocks")
+
+// Nudge wakes a consumer waiting in Take with ErrNudged, once. A consumer
+// not waiting sees it at its next blocking Take. Safe for concurrent use.
+func (q *Queue) Nudge() {
+	q.mu.Lock()
+	q.nudged = true
+	q.mu.Unlock()
+	q.wake()
+}
+
+// Adopt counts n more pending bytes: those of a spilled segment that
+// replaces segments the consumer gave back with Done.
+func (q *Queue) Adopt(n int) { q.pending.Add(int64(n)) }
+
+// Spiller returns the queue's spiller, nil if none.
+func (q *Queue) Spiller() *Spiller { return q.spill }
+
+// Spiller copies the partial messages of waiting consumers out of the
+// blocks they share with other connections, into reserve blocks of the same
+// arena that the engine never hands to the kernel, one after the other in
+// the current spill block. It is the way out when every block of an engine
+// holds a piece of some connection's unfinished message: without it those
+// connections would wait for each other forever. Safe for concurrent use.
+type Spiller struct {
+	a    *arena.Arena
+	mu   sync.Mutex
+	tail arena.Ref
+	off  int
+	have bool
+}
+
+// NewSpiller returns a spiller over a.
+func NewSpiller(a *arena.Arena) *Spiller { return &Spiller{a: a} }
+
+// Copy copies the total bytes of views into one spill block and appends to
+// dst a segment for them, holding its own reference. It returns false, with
+// nothing appended or held, when total exceeds a block or no block is free.
+func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, bool) {
+	bs := s.a.BlockSize()
+	if total <= 0 || total > bs {
+		return dst, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.have && bs-s.off < total {
+		s.have = false
+		s.a.Release(s.tail)
+	}
+	if !s.have {
+		r, ok := s.a.Take()
+		if !ok {
+			return dst, false
+		}
+		s.tail, s.off, s.have = r, 0, true
+	}
+	b := s.a.Bytes(s.tail.ID())[s.off:]
+	n := 0
+	for _, v := range views {
+		n += copy(b[n:total], v)
+	}
+	s.a.Retain(s.tail)
+	dst = append(dst, Segment{Ref: s.tail, Off: uint32(s.off), Len: uint32(total)})
+	s.off += total
+	return dst, true
+}
+
+// Close drops the spiller's own reference to its current block.
+func (s *Spiller) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.have {
+		s.have = false
+		s.a.Release(s.tail)
+	}
+}

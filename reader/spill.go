@@ -1,0 +1,45 @@
+package reader
+
+import "github.com/zcio/zcio/internal/segq"
+
+// spill copies the buffered, unconsumed bytes of an engine's Reader into
+// the engine's spill block and gives back the blocks they were in. It runs
+// only when the engine has run out of blocks while this Reader waits for the
+// rest of a message: those blocks are shared with other connections, and if
+// every block held a piece of some unfinished message, the connections
+// would wait for each other forever. Views handed out earlier are not
+// affected (no callback is running). It does nothing for more than a
+// block's worth of bytes, or when no spill block is free.
+func (r *Reader) spill() {
+	qs, ok := r.src.(*queueSource)
+	if !ok || r.n == 0 {
+		return
+	}
+	sp := qs.q.Spiller()
+	if sp == nil {
+		return
+	}
+	var one [1]segq.Segment
+	out, ok := sp.Copy(one[:0], r.viewsOf(r.n), r.n)
+	if !ok {
+		return
+	}
+	n := r.n
+	for r.h < len(r.segs) {
+		r.pop() // gives back the old segments and their pending bytes
+	}
+	qs.q.Adopt(n) // the spilled copy is pending instead
+	r.segs = append(r.segs[:0], out[0])
+	r.h, r.off, r.n = 0, 0, n
+	r.scan, r.unread, r.lag = 0, false, false
+}
+
+// spillIdle is spill for a Reader no call is using (handler mode, on the
+// engine loop between callbacks).
+func (r *Reader) spillIdle() {
+	if r.enter() != nil {
+		return
+	}
+	defer r.end()
+	r.spill()
+}
