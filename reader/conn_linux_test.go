@@ -3,6 +3,7 @@
 package reader
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -780,6 +781,44 @@ func TestConnManyWaitersFewBlocks(t *testing.T) {
 			if !assert.Equal(t, int64(conns*msgs), read.Load()) {
 				t.Logf("engine: %s", engineDebug(g.engines[0]))
 			}
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestConnDeadlineAndContext: a waiting read ends at the read deadline or
+// when its context is done, with nothing consumed; the bytes stay readable.
+func TestConnDeadlineAndContext(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			_, err = peer.Write([]byte("abc"))
+			require.NoError(t, err)
+
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Millisecond)))
+			start := time.Now()
+			err = c.Reader().ReadRange(10, func([]byte) { t.Error("nothing may be shown") })
+			assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			assert.Less(t, time.Since(start), 5*time.Second)
+			require.NoError(t, c.SetReadDeadline(time.Time{}))
+
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+			defer cancel()
+			buf := make([]byte, 10)
+			n, err := c.ReadContext(ctx, buf)
+			require.NoError(t, err, "buffered bytes are returned at once")
+			assert.Equal(t, "abc", string(buf[:n]))
+			_, err = c.ReadContext(ctx, buf)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+			require.NoError(t, c.Close())
 			require.NoError(t, ln.Close())
 			arenasIdle(t, g)
 		})
