@@ -162,7 +162,7 @@ type Starver interface{ Starved() }
 type EngineStats struct {
 	InRing  int // blocks published to the kernel and not handed out
 	Starved int // connections waiting for blocks (their receive ended with ENOBUFS)
-	Paused  int // connections paused by their sink
+	Pauses  int // times a sink paused its connection
 	Rearms  int // receives re-armed after ENOBUFS
 	NoBufs  int // ENOBUFS completions
 	Held    int // blocks the buffer ring holds (published, or partly filled in incremental mode)
@@ -176,7 +176,7 @@ type engineStats struct {
 // iteration.
 func (e *Engine) Stats() EngineStats {
 	return EngineStats{
-		InRing: int(e.stats.inRing.Load()), Starved: int(e.stats.starved.Load()), Paused: int(e.stats.paused.Load()),
+		InRing: int(e.stats.inRing.Load()), Starved: int(e.stats.starved.Load()), Pauses: int(e.stats.paused.Load()),
 		Rearms: int(e.stats.rearms.Load()), NoBufs: int(e.stats.nobufs.Load()), Held: int(e.stats.held.Load()),
 	}
 }
@@ -498,6 +498,7 @@ func (e *Engine) complete(cqe *CQE) {
 		if c.state == cArmed || c.state == cPaused || c.state == cStarved {
 			if c.sink.Deliver(ref, off, rv.N) && c.state == cArmed {
 				c.state = cPaused
+				e.stats.paused.Add(1)
 				e.cancelRecv(c)
 			}
 		} else {
