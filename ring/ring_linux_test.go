@@ -185,6 +185,7 @@ func reapAll(t *testing.T, r *Ring, d time.Duration, cond func(CQE) bool) {
 // completions overflows; Reap flushes the kernel's backlog and every byte
 // arrives, in order.
 func TestTinyCQBurstLosesNothing(t *testing.T) {
+	noLeaks(t)
 	r := newTestRing(t, Config{Entries: 2, CQEntries: 2})
 	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
 	require.NoError(t, err)
@@ -233,6 +234,7 @@ func TestTinyCQBurstLosesNothing(t *testing.T) {
 // TestCancelEndsMultishot: cancelling an armed multishot receive ends it
 // with ECANCELED.
 func TestCancelEndsMultishot(t *testing.T) {
+	noLeaks(t)
 	r := newTestRing(t, Config{})
 	a, err := arena.New(arena.Config{Blocks: 4, BlockSize: 4096})
 	require.NoError(t, err)
@@ -261,6 +263,7 @@ func TestCancelEndsMultishot(t *testing.T) {
 
 // TestMultishotAccept: one multishot accept delivers every connection.
 func TestMultishotAccept(t *testing.T) {
+	noLeaks(t)
 	r := newTestRing(t, Config{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
