@@ -146,7 +146,8 @@ func (b *BufRing) publish() {
 	atomic.StoreUint32(b.tailPtr, tailWord(old, b.tail, littleEndian))
 }
 
-// ErrNotPublished is wrapped by Claim for a block id the ring does not hold.
+// errNotPublished names the bug in Claim's panic: a block id the ring does
+// not hold.
 var errNotPublished = errors.New("block not in the buffer ring")
 
 // Claim takes over the n bytes a receive completion reported in block id:

@@ -13,9 +13,6 @@ var (
 	ErrUnsupported = errors.New("zcio/ring: io_uring unsupported")
 	// ErrClosed is returned by methods called after Close.
 	ErrClosed = errors.New("zcio/ring: ring closed")
-	// ErrSQFull is returned when the submission queue has no free entry:
-	// submit what is queued, then try again.
-	ErrSQFull = errors.New("zcio/ring: submission queue full")
 	// ErrBusy wraps EBUSY or EAGAIN from io_uring_enter: the kernel took no
 	// submission because completions are backed up or it lacks resources.
 	// The queued SQEs stay queued; reap completions and submit again.
@@ -25,13 +22,6 @@ var (
 	// the one that created the ring. The owner goroutine must hold
 	// runtime.LockOSThread for the ring's whole life.
 	ErrWrongThread = errors.New("zcio/ring: ring used from another OS thread than its creator")
-	// ErrBufRingFull is returned when a buffer ring has no free slot for
-	// another block.
-	ErrBufRingFull = errors.New("zcio/ring: buffer ring full")
-	// ErrNotOwned is returned when a block id given to a buffer ring is not in
-	// the state the call needs (not the kernel's for Claim, not claimed for
-	// Recycle).
-	ErrNotOwned = errors.New("zcio/ring: block not in the expected state")
 	// ErrInvalidConfig is returned for a configuration out of range.
 	ErrInvalidConfig = errors.New("zcio/ring: invalid config")
 )

@@ -255,3 +255,56 @@ func tcpPair(t *testing.T) (int, *net.TCPConn) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// TestBufRingLifecycle: registering publishes every free block but the
+// reserve, Claim hands the ring's reference over, Refill gives a released
+// block back, Close unregisters the group (it can be registered again) and
+// releases every block, once.
+func TestBufRingLifecycle(t *testing.T) {
+	noLeaks(t)
+	r := newTestRing(t, Config{})
+	a, err := arena.New(arena.Config{Blocks: 8, BlockSize: 4096})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+
+	br, err := r.RegisterBufRing(2, a)
+	require.NoError(t, err)
+	assert.Equal(t, 8, br.Held(), "every block published")
+	assert.Equal(t, 8, a.InUse())
+	assert.Equal(t, uint16(2), br.Group())
+	assert.Equal(t, Probe().IncrementalBuffers.OK, br.Incremental())
+	_, err = r.RegisterBufRing(2, a)
+	assert.ErrorIs(t, err, syscall.EEXIST, "one ring per group")
+
+	ref, off := br.Claim(3, 100, false)
+	assert.Equal(t, uint16(3), ref.ID())
+	assert.Zero(t, off)
+	assert.Equal(t, 7, br.Held(), "the claimed block is the caller's")
+	assert.Panics(t, func() { br.Claim(3, 1, false) }, "a block the ring does not hold")
+	a.Release(ref)
+	br.SetReserve(1)
+	assert.Zero(t, br.Refill(), "the one free block is the reserve")
+	br.SetReserve(0)
+	assert.Equal(t, 1, br.Refill())
+	assert.Equal(t, 8, br.Held())
+
+	if br.Incremental() { // Linux 6.12: one block carries several receives
+		first, off := br.Claim(4, 100, true)
+		assert.Zero(t, off)
+		assert.Equal(t, 8, br.Held(), "the kernel keeps filling block 4")
+		second, off := br.Claim(4, 50, false)
+		assert.Equal(t, 100, off, "the next receive follows the first")
+		assert.Equal(t, 7, br.Held())
+		a.Release(first)
+		a.Release(second)
+		assert.Equal(t, 1, br.Refill(), "block 4 is back after its last reference")
+	}
+
+	require.NoError(t, br.Close())
+	assert.ErrorIs(t, br.Close(), ErrClosed)
+	assert.Zero(t, a.InUse(), "Close releases every block")
+	again, err := r.RegisterBufRing(2, a)
+	require.NoError(t, err, "Close unregistered the group")
+	require.NoError(t, again.Close())
+	assert.Zero(t, a.InUse())
+}
