@@ -18,8 +18,9 @@ var (
 	// The queued SQEs stay queued; reap completions and submit again.
 	ErrBusy = errors.New("zcio/ring: kernel busy, reap completions and retry")
 	// ErrWrongThread wraps EEXIST from io_uring_enter on a ring set up with
-	// IORING_SETUP_SINGLE_ISSUER: the call came from another OS thread than
-	// the one that created the ring. The owner goroutine must hold
+	// IORING_SETUP_SINGLE_ISSUER, or EINVAL/EBADF for a ring fd registered
+	// with another thread: the call came from another OS thread than the
+	// one that created the ring. The owner goroutine must hold
 	// runtime.LockOSThread for the ring's whole life.
 	ErrWrongThread = errors.New("zcio/ring: ring used from another OS thread than its creator")
 	// ErrInvalidConfig is returned for a configuration out of range.

@@ -308,3 +308,51 @@ func TestBufRingLifecycle(t *testing.T) {
 	require.NoError(t, again.Close())
 	assert.Zero(t, a.InUse())
 }
+
+// TestSetupFlags: on this kernel a default ring gets the flags the engine
+// relies on, a CQ of CQFactor × the SQ, and a registered ring fd; a NOP
+// round-trips; and the ring refuses another OS thread.
+func TestSetupFlags(t *testing.T) {
+	noLeaks(t)
+	if !Probe().DeferTaskrun.OK {
+		t.Skipf("DEFER_TASKRUN (Linux 6.1): %v", Probe().DeferTaskrun.Err)
+	}
+	r := newTestRing(t, Config{})
+	assert.EqualValues(t, DefaultEntries, r.SQEntries())
+	assert.EqualValues(t, DefaultEntries*CQFactor, r.CQEntries())
+	assert.True(t, r.DeferTaskrun())
+	assert.NotZero(t, r.SetupFlags()&setupSingleIssuer, "SINGLE_ISSUER")
+	assert.NotZero(t, r.SetupFlags()&setupClamp, "CLAMP")
+	assert.True(t, r.RegisteredFd(), "registered ring fd (Linux 5.18)")
+
+	r.GetSQE().PrepNop(123)
+	_, err := r.SubmitAndWait(1)
+	require.NoError(t, err)
+	cqes := make([]CQE, 4)
+	n, err := r.Reap(cqes)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.EqualValues(t, 123, cqes[0].UserData)
+	assert.Zero(t, cqes[0].Res)
+
+	assert.ErrorIs(t, enterElsewhere(r), ErrWrongThread, "registered ring fd")
+
+	plain := newTestRing(t, Config{NoRegisteredFd: true})
+	require.False(t, plain.RegisteredFd())
+	err = enterElsewhere(plain)
+	assert.ErrorIs(t, err, ErrWrongThread, "SINGLE_ISSUER")
+	assert.ErrorIs(t, err, syscall.EEXIST)
+}
+
+// enterElsewhere calls Submit on r from another OS thread.
+func enterElsewhere(r *Ring) error {
+	errc := make(chan error)
+	go func() {
+		runtime.LockOSThread() // a thread of its own, not the ring's
+		defer runtime.UnlockOSThread()
+		r.GetSQE().PrepNop(1)
+		_, err := r.Submit()
+		errc <- err
+	}()
+	return <-errc
+}

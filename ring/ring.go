@@ -66,15 +66,17 @@ type Stats struct {
 //
 // A Ring has one owner goroutine. Unless it was set up with Config.Shared,
 // the owner must hold runtime.LockOSThread from before New until after Close:
-// with IORING_SETUP_SINGLE_ISSUER the kernel refuses (EEXIST, reported as
-// [ErrWrongThread]) io_uring_enter from any other thread, and the registered
-// ring fd belongs to the thread that registered it. No method is safe for
+// with IORING_SETUP_SINGLE_ISSUER the kernel refuses (EEXIST) io_uring_enter
+// from any other thread, and the registered ring fd belongs to the thread
+// that registered it (EINVAL elsewhere); both are reported as
+// [ErrWrongThread]. No method is safe for
 // concurrent use.
 type Ring struct {
 	fd         int    // ring file descriptor
 	enterFd    int    // fd or registered index passed to io_uring_enter
 	enterFlags uint32 // IORING_ENTER_REGISTERED_RING when enterFd is an index
 	regIndex   int    // registered ring index, -1 if none
+	regTid     int    // the thread the ring fd is registered with
 	setupFlags uint32
 	features   uint32
 
@@ -242,6 +244,7 @@ func (r *Ring) registerRingFd() error {
 		return fmt.Errorf("io_uring_register(IORING_REGISTER_RING_FDS): %w", err)
 	}
 	r.regIndex = int(up.offset)
+	r.regTid = unix.Gettid()
 	r.enterFd, r.enterFlags = r.regIndex, enterRegisteredRing
 	return nil
 }
@@ -383,12 +386,23 @@ func (r *Ring) enter(minComplete uint32, timed bool) (int, error) {
 			return submitted, nil
 		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EAGAIN):
 			return submitted, fmt.Errorf("io_uring_enter: %w: %w", ErrBusy, err)
-		case errors.Is(err, unix.EEXIST):
+		case errors.Is(err, unix.EEXIST), r.foreignThread(err):
 			return submitted, fmt.Errorf("io_uring_enter: %w: %w", ErrWrongThread, err)
 		default:
 			return submitted, fmt.Errorf("io_uring_enter: %w", err)
 		}
 	}
+}
+
+// foreignThread reports whether err from io_uring_enter comes from a call
+// on another thread than the one the ring fd is registered with: the
+// registered index means nothing there (the kernel answers EINVAL or EBADF).
+// It asks for the thread id only on that error path.
+func (r *Ring) foreignThread(err error) bool {
+	if r.regIndex < 0 || !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EBADF) {
+		return false
+	}
+	return unix.Gettid() != r.regTid
 }
 
 // Ready returns the number of CQEs posted and not yet reaped.
