@@ -40,12 +40,6 @@ type BufRing struct {
 	closed  bool
 }
 
-// littleEndian is the byte order of this machine, for the tail store.
-var littleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
-
 // RegisterBufRing registers a buffer ring for group over every block of a
 // and publishes every free block. Incremental consumption (Linux 6.12) is
 // used where the kernel has it, so that small receives from any connection
@@ -143,7 +137,7 @@ func (b *BufRing) add(ref arena.Ref) {
 // see tailWord).
 func (b *BufRing) publish() {
 	old := atomic.LoadUint32(b.tailPtr)
-	atomic.StoreUint32(b.tailPtr, tailWord(old, b.tail, littleEndian))
+	atomic.StoreUint32(b.tailPtr, tailWord(old, b.tail, nativeLittleEndian))
 }
 
 // errNotPublished names the bug in Claim's panic: a block id the ring does
