@@ -824,3 +824,74 @@ func TestConnDeadlineAndContext(t *testing.T) {
 		})
 	}
 }
+
+// bigWriter writes 16 MiB from OnOpen, more than the socket buffers hold,
+// and echoes whatever else arrives: the loop must not block on the first
+// connection's writes while its peer does not read.
+type bigWriter struct {
+	payload []byte
+	closed  chan error
+	first   atomic.Bool
+}
+
+func (h *bigWriter) OnOpen(c *Conn) {
+	if !h.first.CompareAndSwap(false, true) {
+		return // only the first connection gets the big write
+	}
+	for off := 0; off < len(h.payload); off += 64 << 10 {
+		if _, err := c.Write(h.payload[off : off+64<<10]); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (h *bigWriter) OnData(c *Conn) {
+	r := c.Reader()
+	for n := r.Buffered(); n > 0; n = r.Buffered() {
+		_ = r.ReadRange(min(n, r.Limit()), func(b []byte) { _, _ = c.Write(b) })
+	}
+}
+
+func (h *bigWriter) OnClose(c *Conn, err error) { h.closed <- err }
+
+func TestHandlerWritesQueueInOrderWithoutBlockingTheLoop(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &bigWriter{payload: pattern(16<<20, 5), closed: make(chan error, 1024)}
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			// The first connection gets the big write, the second does not;
+			// both are served by the one engine loop.
+			big := dial(t, ln)
+			defer big.Close()
+			require.Eventually(t, h.first.Load, 5*time.Second, time.Millisecond)
+			small := dial(t, ln)
+			defer small.Close()
+			dialed := 2
+			// big's peer does not read yet: its server-side writes are queued.
+			// The loop still serves small.
+			_ = small.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err := small.Write([]byte("ping"))
+			require.NoError(t, err)
+			buf := make([]byte, 4)
+			_, err = io.ReadFull(small, buf)
+			require.NoError(t, err, "the loop was blocked by another connection's writes")
+			assert.Equal(t, "ping", string(buf))
+
+			_ = big.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got := make([]byte, len(h.payload))
+			_, err = io.ReadFull(big, got)
+			require.NoError(t, err)
+			assert.True(t, string(got) == string(h.payload), "queued writes arrived out of order or corrupted")
+
+			require.NoError(t, big.Close())
+			require.NoError(t, small.Close())
+			assert.Eventually(t, func() bool { return len(h.closed) == dialed }, 10*time.Second, 5*time.Millisecond,
+				"every connection gets OnClose")
+			require.NoError(t, ln.Close())
+			<-served
+			arenasIdle(t, g)
+		})
+	}
+}
