@@ -88,13 +88,17 @@ func (s *sink) End(err error) {
 }
 
 func (s *sink) Detached() {
-	close(s.c.detached)
 	if s.c.h != nil {
 		// Handler mode: the Reader lives on this loop and is idle here.
 		s.c.handlerEnd(net.ErrClosed)
 		_ = s.c.r.Close()
 	}
+	// The engine's hold goes before a Close waiting for Detached returns:
+	// the last drop, which may stop the engines, then happens on the
+	// closing goroutine (at once) rather than on this loop (in the
+	// background).
 	s.c.drop()
+	close(s.c.detached)
 }
 
 func (s *handlerSink) Opened() { s.c.callOpen() }
