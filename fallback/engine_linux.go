@@ -8,11 +8,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/loopctl"
 	"github.com/zcio/zcio/internal/slots"
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -44,12 +44,7 @@ type Engine struct {
 	evfd  int
 	slots slots.Table[conn]
 	gen   atomic.Uint32
-	tid   atomic.Int64 // the loop's OS thread id, for OnLoop
-
-	mu      sync.Mutex
-	cmds    []command
-	closing bool
-	woken   atomic.Bool // an eventfd write is pending; coalesces wake-ups
+	ctl   loopctl.Control[command]
 
 	starving atomic.Bool // some connection waits for blocks
 	done     chan struct{}
@@ -57,7 +52,6 @@ type Engine struct {
 	// Owned by the loop goroutine.
 	tail    tailBlock
 	events  []unix.EpollEvent
-	work    []command
 	ready   []*conn
 	starved []*conn
 	nudged  time.Time // when the connections were last told the arena is dry
@@ -123,6 +117,7 @@ func New(cfg Config) (*Engine, error) {
 		tail:   tailBlock{a: cfg.Arena, minRoom: cfg.MinRoom, reserve: cfg.Reserve},
 	}
 	e.slots.SetLimit(cfg.MaxConns)
+	e.ctl.Init(evfd)
 	started := make(chan struct{})
 	go e.loop(started)
 	<-started
@@ -136,9 +131,9 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	// Held throughout, so that a shutdown either sees this connection in the
 	// table or refuses it here.
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closing {
+	e.ctl.Mu.Lock()
+	defer e.ctl.Mu.Unlock()
+	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, ErrClosed)
 	}
 	c := &conn{fd: fd, sink: sink, gen: e.gen.Add(1)}
@@ -152,8 +147,7 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		// no event can come first.
 		c.state = stateOpening
 		c.opener = o
-		e.cmds = append(e.cmds, command{op: opOpen, c: c})
-		e.wake()
+		e.ctl.QueueLocked(command{op: opOpen, c: c})
 		return &Conn{c: c}, nil
 	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
@@ -165,7 +159,7 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 
 // Resume starts reading a connection again after its sink paused it. It may
 // be called from any goroutine, any number of times.
-func (e *Engine) Resume(h *Conn) { e.send(command{op: opResume, c: h.c}) }
+func (e *Engine) Resume(h *Conn) { e.ctl.Send(command{op: opResume, c: h.c}) }
 
 // Detach stops reading a connection. The loop removes the fd from epoll and
 // then calls the sink's Detached (on the loop goroutine); only then may the
@@ -173,7 +167,7 @@ func (e *Engine) Resume(h *Conn) { e.send(command{op: opResume, c: h.c}) }
 // sink's own callbacks; calls after the first do nothing.
 func (e *Engine) Detach(h *Conn) {
 	if h.c.detachRq.CompareAndSwap(false, true) {
-		e.send(command{op: opDetach, c: h.c})
+		e.ctl.Send(command{op: opDetach, c: h.c})
 	}
 }
 
@@ -182,28 +176,22 @@ func (e *Engine) Detach(h *Conn) {
 // connection waits.
 func (e *Engine) BlocksFreed() {
 	if e.starving.Load() {
-		e.wake()
+		e.ctl.Wake()
 	}
 }
 
 // OnLoop reports whether the caller runs on the engine's loop goroutine
 // (inside a Sink callback). It costs one gettid(2).
-func (e *Engine) OnLoop() bool { return int64(unix.Gettid()) == e.tid.Load() }
+func (e *Engine) OnLoop() bool { return e.ctl.OnLoop() }
 
 // Close stops the loop: every attached connection gets End(ErrClosed) (unless
 // it ended already) and Detached. Close waits for the loop to finish, except
 // when called on the loop itself, where it only starts the shutdown.
 // It returns ErrClosed when called again.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
+	if !e.ctl.Shutdown(command{op: opShutdown}) {
 		return fmt.Errorf("zcio/fallback: close: %w", ErrClosed)
 	}
-	e.closing = true
-	e.cmds = append(e.cmds, command{op: opShutdown})
-	e.mu.Unlock()
-	e.wake()
 	if !e.OnLoop() {
 		<-e.done
 	}
@@ -212,25 +200,6 @@ func (e *Engine) Close() error {
 
 // Done is closed when the loop has stopped and released everything.
 func (e *Engine) Done() <-chan struct{} { return e.done }
-
-func (e *Engine) send(cmd command) {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
-		return // the shutdown detaches every connection
-	}
-	e.cmds = append(e.cmds, cmd)
-	e.mu.Unlock()
-	e.wake()
-}
-
-var one = [8]byte{1}
-
-func (e *Engine) wake() {
-	if e.woken.CompareAndSwap(false, true) {
-		_, _ = unix.Write(e.evfd, one[:]) // EAGAIN only if the counter is full: the loop is awake then
-	}
-}
 
 func (e *Engine) watch(c *conn, op int) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.slot), Pad: int32(c.gen)}
@@ -249,7 +218,7 @@ func (e *Engine) unwatch(c *conn) {
 func (e *Engine) loop(started chan<- struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e.tid.Store(int64(unix.Gettid()))
+	e.ctl.BindLoop()
 	close(started)
 	defer close(e.done)
 	for {
@@ -413,12 +382,9 @@ func (e *Engine) rewatch(c *conn) {
 // commands runs what other goroutines asked for. It reports whether the
 // engine is shutting down.
 func (e *Engine) commands() (shutdown bool) {
-	e.woken.Store(false)
-	e.mu.Lock()
-	e.work, e.cmds = e.cmds, e.work[:0]
-	e.mu.Unlock()
-	for i, cmd := range e.work {
-		e.work[i] = command{}
+	work := e.ctl.Take()
+	for i, cmd := range work {
+		work[i] = command{}
 		switch cmd.op {
 		case opResume:
 			if cmd.c.state == statePaused {

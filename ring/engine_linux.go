@@ -8,11 +8,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/loopctl"
 	"github.com/zcio/zcio/internal/slots"
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -68,21 +68,16 @@ type Engine struct {
 	efd   int // eventfd other goroutines write to wake the loop
 	slots slots.Table[econn]
 	gen   atomic.Uint32
-	tid   atomic.Int64
+	ctl   loopctl.Control[ecommand]
 
-	mu      sync.Mutex
-	cmds    []ecommand
-	closing bool
-	woken   atomic.Bool
-	hungry  atomic.Bool // the buffer ring is low: wake the loop when blocks are released
-	stats   engineStats
-	done    chan struct{}
+	hungry atomic.Bool // the buffer ring is low: wake the loop when blocks are released
+	stats  engineStats
+	done   chan struct{}
 
 	// Owned by the loop goroutine.
 	r            *Ring
 	br           *BufRing
 	cqes         []CQE
-	work         []ecommand
 	ready        []*econn
 	starved      []*econn
 	starvedSpare []*econn
@@ -210,6 +205,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, a: cfg.Arena, efd: efd, done: make(chan struct{}), cqes: make([]CQE, 256)}
 	e.slots.SetLimit(cfg.MaxConns)
+	e.ctl.Init(efd)
 	started := make(chan error, 1)
 	go e.loop(started)
 	if err := <-started; err != nil {
@@ -224,9 +220,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 // to sink. The caller keeps owning fd and closes it only after
 // sink.Detached.
 func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closing {
+	e.ctl.Mu.Lock()
+	defer e.ctl.Mu.Unlock()
+	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, ErrClosed)
 	}
 	if fd < 0 {
@@ -239,20 +235,19 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: too many connections (limit %d)", fd, e.cfg.MaxConns)
 	}
 	c.slot = slot
-	e.cmds = append(e.cmds, ecommand{op: eopAttach, c: c})
-	e.wake()
+	e.ctl.QueueLocked(ecommand{op: eopAttach, c: c})
 	return &EngineConn{c: c}, nil
 }
 
 // Resume arms a paused connection again. Any goroutine, any number of times.
-func (e *Engine) Resume(h *EngineConn) { e.send(ecommand{op: eopResume, c: h.c}) }
+func (e *Engine) Resume(h *EngineConn) { e.ctl.Send(ecommand{op: eopResume, c: h.c}) }
 
 // Detach stops receiving on a connection; the loop cancels its receive and,
 // once the kernel has let go, calls the sink's Detached. Calls after the
 // first do nothing.
 func (e *Engine) Detach(h *EngineConn) {
 	if h.c.detachRq.CompareAndSwap(false, true) {
-		e.send(ecommand{op: eopDetach, c: h.c})
+		e.ctl.Send(ecommand{op: eopDetach, c: h.c})
 	}
 }
 
@@ -260,27 +255,21 @@ func (e *Engine) Detach(h *EngineConn) {
 // one atomic load unless the buffer ring is running low.
 func (e *Engine) BlocksFreed() {
 	if e.hungry.Load() {
-		e.wake()
+		e.ctl.Wake()
 	}
 }
 
 // OnLoop reports whether the caller runs on the engine's loop goroutine.
-func (e *Engine) OnLoop() bool { return int64(unix.Gettid()) == e.tid.Load() }
+func (e *Engine) OnLoop() bool { return e.ctl.OnLoop() }
 
 // Close stops the engine: every connection gets End(ErrClosed) unless it
 // ended already, then Detached; the ring is torn down and every block goes
 // back to the arena. Close waits for the loop unless called on it. It
 // returns ErrClosed when called again.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
+	if !e.ctl.Shutdown(ecommand{op: eopShutdown}) {
 		return fmt.Errorf("zcio/ring: close engine: %w", ErrClosed)
 	}
-	e.closing = true
-	e.cmds = append(e.cmds, ecommand{op: eopShutdown})
-	e.mu.Unlock()
-	e.wake()
 	if !e.OnLoop() {
 		<-e.done
 	}
@@ -290,31 +279,12 @@ func (e *Engine) Close() error {
 // Done is closed once the loop has stopped and released everything.
 func (e *Engine) Done() <-chan struct{} { return e.done }
 
-func (e *Engine) send(cmd ecommand) {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
-		return
-	}
-	e.cmds = append(e.cmds, cmd)
-	e.mu.Unlock()
-	e.wake()
-}
-
-var wakeOne = [8]byte{1}
-
-func (e *Engine) wake() {
-	if e.woken.CompareAndSwap(false, true) {
-		_, _ = unix.Write(e.efd, wakeOne[:])
-	}
-}
-
 // loop owns the ring for its whole life.
 func (e *Engine) loop(started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(e.done)
-	e.tid.Store(int64(unix.Gettid()))
+	e.ctl.BindLoop()
 	if err := e.setup(); err != nil {
 		started <- err
 		return
@@ -593,12 +563,9 @@ func (e *Engine) end(c *econn, err error) {
 }
 
 func (e *Engine) commands() (shutdown bool) {
-	e.woken.Store(false)
-	e.mu.Lock()
-	e.work, e.cmds = e.cmds, e.work[:0]
-	e.mu.Unlock()
-	for i, cmd := range e.work {
-		e.work[i] = ecommand{}
+	work := e.ctl.Take()
+	for i, cmd := range work {
+		work[i] = ecommand{}
 		c := cmd.c
 		switch cmd.op {
 		case eopAttach:

@@ -1,0 +1,97 @@
+// Package loopctl is the control side of an engine's event loop, shared by
+// the io_uring engine and the epoll fallback: the commands other goroutines
+// queue for the loop, the eventfd write that wakes it (coalesced: one write
+// until the loop takes the commands), and the loop's OS thread, so that code
+// can tell whether it runs on the loop.
+package loopctl
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/zcio/zcio/internal/unix"
+)
+
+// Control queues commands of type C for one loop. The zero value is not
+// usable: call Init.
+type Control[C any] struct {
+	// Mu guards the queue and the closing flag. An engine's Attach holds it
+	// while it registers a connection, so that a shutdown either sees the
+	// connection or makes Attach fail.
+	Mu      sync.Mutex
+	cmds    []C
+	work    []C // the loop's batch, swapped with cmds by Take
+	closing bool
+
+	woken atomic.Bool // an eventfd write is pending
+	efd   int
+	tid   atomic.Int64
+}
+
+// Init sets the eventfd that wakes the loop; it stays the caller's.
+func (l *Control[C]) Init(efd int) { l.efd = efd }
+
+// BindLoop records the calling OS thread as the loop's; the loop calls it
+// with runtime.LockOSThread held.
+func (l *Control[C]) BindLoop() { l.tid.Store(int64(unix.Gettid())) }
+
+// OnLoop reports whether the caller runs on the loop. It costs one gettid(2).
+func (l *Control[C]) OnLoop() bool { return int64(unix.Gettid()) == l.tid.Load() }
+
+// Closing reports whether Shutdown was called. The caller holds Mu.
+func (l *Control[C]) Closing() bool { return l.closing }
+
+// QueueLocked queues c and wakes the loop. The caller holds Mu.
+func (l *Control[C]) QueueLocked(c C) {
+	l.cmds = append(l.cmds, c)
+	l.Wake()
+}
+
+// Send queues c and wakes the loop. After Shutdown it drops c and returns
+// false: the shutdown takes care of every connection.
+func (l *Control[C]) Send(c C) bool {
+	l.Mu.Lock()
+	if l.closing {
+		l.Mu.Unlock()
+		return false
+	}
+	l.cmds = append(l.cmds, c)
+	l.Mu.Unlock()
+	l.Wake()
+	return true
+}
+
+// Shutdown marks the loop closing, queues its last command c and wakes it.
+// It returns false, queuing nothing, when called again.
+func (l *Control[C]) Shutdown(c C) bool {
+	l.Mu.Lock()
+	if l.closing {
+		l.Mu.Unlock()
+		return false
+	}
+	l.closing = true
+	l.cmds = append(l.cmds, c)
+	l.Mu.Unlock()
+	l.Wake()
+	return true
+}
+
+var one = [8]byte{1}
+
+// Wake makes the loop look at its commands soon. It writes the eventfd
+// once until the loop's next Take.
+func (l *Control[C]) Wake() {
+	if l.woken.CompareAndSwap(false, true) {
+		_, _ = unix.Write(l.efd, one[:]) // EAGAIN only if the counter is full: the loop is awake then
+	}
+}
+
+// Take returns the queued commands, for the loop alone; the slice is reused
+// by the next Take, and the caller should zero each entry it is done with.
+func (l *Control[C]) Take() []C {
+	l.woken.Store(false)
+	l.Mu.Lock()
+	l.work, l.cmds = l.cmds, l.work[:0]
+	l.Mu.Unlock()
+	return l.work
+}

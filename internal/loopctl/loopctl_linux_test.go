@@ -1,0 +1,48 @@
+//go:build linux
+
+package loopctl
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zcio/zcio/internal/unix"
+)
+
+func TestControlQueueWakeShutdown(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	require.NoError(t, err)
+	defer unix.Close(efd)
+	var l Control[int]
+	l.Init(efd)
+	assert.False(t, l.OnLoop(), "no loop bound yet")
+
+	assert.True(t, l.Send(1))
+	assert.True(t, l.Send(2))
+	var buf [8]byte
+	n, err := unix.Read(efd, buf[:])
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	assert.Equal(t, byte(1), buf[0], "two sends, one eventfd write: wake-ups coalesce")
+	assert.Equal(t, []int{1, 2}, l.Take())
+	assert.Empty(t, l.Take())
+
+	assert.True(t, l.Shutdown(9))
+	assert.False(t, l.Shutdown(9), "a second shutdown is refused")
+	assert.False(t, l.Send(3), "sends after shutdown are dropped")
+	l.Mu.Lock()
+	assert.True(t, l.Closing())
+	l.Mu.Unlock()
+	assert.Equal(t, []int{9}, l.Take())
+
+	runtime.LockOSThread() // held while the other goroutine runs: it gets another thread
+	defer runtime.UnlockOSThread()
+	l.BindLoop()
+	assert.True(t, l.OnLoop())
+	done := make(chan bool)
+	go func() { done <- l.OnLoop() }()
+	assert.False(t, <-done, "another thread is not the loop")
+}
