@@ -45,6 +45,16 @@ func (m *msgCounter) expect(msgs int64) <-chan struct{} {
 	return m.done
 }
 
+// addBytes counts n more bytes of size-byte messages: whole messages are
+// added, the rest of a partial one is carried in *rest.
+func (m *msgCounter) addBytes(rest *int, n, size int) {
+	*rest += n
+	if k := *rest / size; k > 0 {
+		*rest -= k * size
+		m.add(int64(k))
+	}
+}
+
 func (m *msgCounter) add(k int64) {
 	if m.n.Add(k) == m.target.Load() {
 		m.mu.Lock()
@@ -94,11 +104,7 @@ func newZcioServer(b *testing.B, kind EngineKind, handler bool, size int) *zcioS
 				pending := 0
 				for {
 					k, err := r.Discard(min(max(1, r.Buffered()), r.Limit()))
-					pending += k
-					if m := pending / size; m > 0 {
-						pending -= m * size
-						s.add(int64(m))
-					}
+					s.addBytes(&pending, k, size)
 					if err != nil {
 						return
 					}
@@ -128,12 +134,10 @@ func (h *countHandler) OnData(c *Conn) {
 	}
 	// Per-connection remainder of a partial message, kept by the handler.
 	h.mu.Lock()
-	n += h.rest[c]
-	h.rest[c] = n % h.size
+	rest := h.rest[c]
+	h.addBytes(&rest, n, h.size)
+	h.rest[c] = rest
 	h.mu.Unlock()
-	if m := n / h.size; m > 0 {
-		h.add(int64(m))
-	}
 }
 func (h *countHandler) OnClose(*Conn, error) {}
 
@@ -179,11 +183,7 @@ func newStdServer(b *testing.B, makePerMsg bool, size int) *stdServer {
 				pending := 0
 				for {
 					n, err := c.Read(buf)
-					pending += n
-					if k := pending / size; k > 0 {
-						pending -= k * size
-						s.add(int64(k))
-					}
+					s.addBytes(&pending, n, size)
 					if err != nil {
 						return
 					}
