@@ -1,7 +1,6 @@
 package arena
 
 import (
-	"math/rand/v2"
 	"sync/atomic"
 )
 
@@ -16,7 +15,12 @@ const maxShards = 8
 type freeList struct {
 	shards []shard
 	mask   uint32
-	next   []atomic.Uint32 // next[id] = id+1 of the entry below id in its shard, 0 at the bottom
+	// last is the shard the latest push went to: pop starts there, so the
+	// block given back last is taken first and a lightly used arena keeps
+	// reusing the same few blocks (the rest is never touched, so never
+	// resident), like one LIFO stack would.
+	last atomic.Uint32
+	next []atomic.Uint32 // next[id] = id+1 of the entry below id in its shard, 0 at the bottom
 }
 
 // shard is one stack plus its share of the counters, alone on its cache lines.
@@ -47,9 +51,10 @@ func (f *freeList) init(n int) {
 	}
 }
 
-// pop takes a free id, trying every shard once from a random start.
+// pop takes a free id, trying every shard once, from the shard of the
+// latest push.
 func (f *freeList) pop() (uint16, bool) {
-	start := rand.Uint32()
+	start := f.last.Load()
 	for i := uint32(0); i <= f.mask; i++ {
 		s := &f.shards[(start+i)&f.mask]
 		if id, ok := s.pop(f.next); ok {
@@ -62,9 +67,13 @@ func (f *freeList) pop() (uint16, bool) {
 
 // push gives id back to its home shard.
 func (f *freeList) push(id uint16) {
-	s := &f.shards[uint32(id)&f.mask]
+	i := uint32(id) & f.mask
+	s := &f.shards[i]
 	s.push(id, f.next)
 	s.gives.Add(1)
+	if f.last.Load() != i { // a write only when the shard changes
+		f.last.Store(i)
+	}
 }
 
 // counts sums the per-shard counters. Gives are read first so that, under

@@ -97,13 +97,17 @@ func (b *BufRing) SetReserve(n int) { b.reserve = min(max(n, 0), b.a.Len()-1) }
 // Refill takes every free block of the arena but the reserve, adds it to the
 // ring and publishes the new tail with one store. It returns how many blocks
 // it added.
-func (b *BufRing) Refill() int {
+func (b *BufRing) Refill() int { return b.RefillUpTo(b.a.Len()) }
+
+// RefillUpTo is Refill publishing at most n blocks. Blocks come from the
+// arena's free list, most recently released first, so a ring kept shallow
+// keeps cycling through the same few blocks: the rest of the arena is never
+// touched, and never becomes resident.
+func (b *BufRing) RefillUpTo(n int) int {
 	if b.closed {
 		return 0
 	}
-	// The ring and the spills are the arena's only takers; a spill racing
-	// with this loop makes a Take fail, and the loop stops there.
-	free := b.a.Len() - b.a.InUse() - b.reserve
+	free := min(n, b.a.Len()-b.a.InUse()-b.reserve)
 	added := 0
 	for ; added < free; added++ {
 		ref, ok := b.a.Take()
@@ -118,8 +122,6 @@ func (b *BufRing) Refill() int {
 	return added
 }
 
-// add writes block ref into the next free entry, not yet visible to the
-// kernel.
 func (b *BufRing) add(ref arena.Ref) {
 	id := ref.ID()
 	e := &b.entries[b.tail&b.mask]

@@ -82,6 +82,7 @@ type Engine struct {
 	starved      []*econn
 	starvedSpare []*econn
 	inRing       int       // blocks published to the kernel and not yet handed out
+	window       int       // how many blocks refill keeps published (grows on ENOBUFS)
 	armCap       uint32    // bytes one arming of a multishot receive may take (0: no cap)
 	nudged       time.Time // when the connections were last told the ring is dry
 }
@@ -161,10 +162,11 @@ type EngineStats struct {
 	Rearms  int // receives re-armed after ENOBUFS
 	NoBufs  int // ENOBUFS completions
 	Held    int // blocks the buffer ring holds (published, or partly filled in incremental mode)
+	Window  int // blocks the loop keeps published when the arena has them (see refill)
 }
 
 type engineStats struct {
-	inRing, starved, paused, rearms, nobufs, held atomic.Int64
+	inRing, starved, paused, rearms, nobufs, held, window atomic.Int64
 }
 
 // Stats returns a snapshot of the engine's state, as of its loop's last
@@ -173,6 +175,7 @@ func (e *Engine) Stats() EngineStats {
 	return EngineStats{
 		InRing: int(e.stats.inRing.Load()), Starved: int(e.stats.starved.Load()), Pauses: int(e.stats.paused.Load()),
 		Rearms: int(e.stats.rearms.Load()), NoBufs: int(e.stats.nobufs.Load()), Held: int(e.stats.held.Load()),
+		Window: int(e.stats.window.Load()),
 	}
 }
 
@@ -323,6 +326,7 @@ func (e *Engine) loop(started chan<- error) {
 		e.stats.inRing.Store(int64(e.inRing))
 		e.stats.starved.Store(int64(len(e.starved)))
 		e.stats.held.Store(int64(e.br.Held()))
+		e.stats.window.Store(int64(e.window))
 	}
 }
 
@@ -331,10 +335,14 @@ func (e *Engine) setup() error {
 	if err != nil {
 		return err
 	}
-	// The reserve must stay out of the kernel's ring from the start: the
-	// registration publishes every free block, so take the reserve first.
-	held := make([]arena.Ref, 0, e.cfg.Reserve)
-	for range min(max(e.cfg.Reserve, 0), e.a.Len()-1) {
+	// The reserve, and the blocks beyond the first window, must stay out of
+	// the kernel's ring from the start: the registration publishes every
+	// free block, so take them first.
+	reserve := min(max(e.cfg.Reserve, 0), e.a.Len()-1)
+	e.window = initialWindow(e.a.Len() - reserve)
+	keep := e.a.Len() - e.window
+	held := make([]arena.Ref, 0, keep)
+	for range keep {
 		if ref, ok := e.a.Take(); ok {
 			held = append(held, ref)
 		}
@@ -404,16 +412,30 @@ func (e *Engine) cancelRecv(c *econn) {
 	}
 }
 
-// refill publishes every free arena block to the kernel and re-arms the
-// connections that starved.
+// initialWindow is how many blocks an engine first keeps published, out of
+// the usable ones: an eighth, at least 16 (or all when fewer).
+func initialWindow(usable int) int { return min(usable, max(16, usable/8)) }
+
+// free reports whether the arena has blocks beyond the reserve.
+func (e *Engine) free() bool { return e.a.Len()-e.a.InUse() > e.br.reserve }
+
+// refill tops the buffer ring up to the window from the arena and re-arms
+// the connections that starved.
+//
+// The ring holds a window of blocks, not every free one: the kernel takes
+// blocks in ring order, so a ring holding the whole arena would cycle
+// through all of it and make every page resident, however little data is
+// in flight. The arena hands out the blocks released last first, so a
+// window keeps the working set as small as the traffic allows. An ENOBUFS
+// while the arena still had blocks doubles the window.
 func (e *Engine) refill() {
-	if e.a.Len()-e.a.InUse() > e.br.reserve {
-		e.inRing += e.br.Refill()
+	if e.inRing < e.window && e.free() {
+		e.inRing += e.br.RefillUpTo(e.window - e.inRing)
 	}
-	low := e.inRing < max(1, e.a.Len()/4)
+	low := e.inRing < max(1, e.window/4)
 	e.hungry.Store(low)
-	if low && e.a.Len()-e.a.InUse() > e.br.reserve { // released between Refill and the store
-		e.inRing += e.br.Refill()
+	if low && e.free() { // released between Refill and the store
+		e.inRing += e.br.RefillUpTo(e.window - e.inRing)
 	}
 	if len(e.starved) > 0 && e.inRing == 0 && time.Since(e.nudged) >= nudgeEvery {
 		e.nudge()
@@ -485,7 +507,11 @@ func (e *Engine) complete(cqe *CQE) {
 	case rv.NoBuffers:
 		e.stats.nobufs.Add(1)
 		if c.state == cArmed {
-			if len(e.starved) == 0 {
+			if e.free() {
+				// The window ran dry, not the arena: widen it (refill re-arms
+				// this connection at once).
+				e.window = min(2*e.window, e.a.Len()-e.br.reserve)
+			} else if len(e.starved) == 0 {
 				e.nudge()
 			}
 			c.state = cStarved

@@ -49,7 +49,7 @@ type Suite struct {
 	ErrClosed error
 	// TakesFromArena: the engine takes blocks only as data comes (the
 	// fallback), so a dry arena shows as failed takes; an io_uring engine
-	// holds every free block in its buffer ring instead.
+	// keeps a window of free blocks published in its buffer ring instead.
 	TakesFromArena bool
 }
 
@@ -69,6 +69,7 @@ func Run(t *testing.T, s Suite) {
 		{"AttachRejectsBadFD", testAttachRejectsBadFD},
 		{"DetachFromCallback", testDetachFromCallback},
 		{"OpenedRunsOnLoopBeforeData", testOpenedRunsOnLoopBeforeData},
+		{"WorkingSetStaysSmall", testWorkingSetStaysSmall},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
 	}
@@ -393,6 +394,32 @@ func testDryArenaBackPressureLosesNothing(t *testing.T, s Suite) {
 	require.NoError(t, <-writeDone)
 	waitClosed(t, rec.ended, "end of stream")
 	assert.True(t, bytes.Equal(want, rec.bytes()), "bytes lost or corrupted under back-pressure")
+}
+
+// testWorkingSetStaysSmall: messages consumed one at a time must cycle
+// through a few blocks, not through the whole arena. Every block the kernel
+// writes into becomes resident and stays so; an engine that spread light
+// traffic over every block would make the whole arena resident (the idle
+// server's memory would grow by the arena's size after one message each).
+func testWorkingSetStaysSmall(t *testing.T, s Suite) {
+	const blocks, blockSize, msgs = 256, 4096, 300
+	f := newFixture(t, s, blocks, blockSize)
+	fd, peer := socketpair(t)
+	rec := newRecorder(f.a)
+	attach(t, f, fd, rec)
+	msg := pattern(blockSize, 11)
+	for i := range msgs {
+		_, err := peer.Write(msg)
+		require.NoError(t, err)
+		rec.waitLen(t, (i+1)*blockSize, 5*time.Second)
+	}
+	require.NoError(t, peer.Close())
+	waitClosed(t, rec.ended, "end of stream")
+	rec.mu.Lock()
+	used := len(rec.blocks)
+	rec.mu.Unlock()
+	assert.LessOrEqual(t, used, blocks/4, "%d messages of one block each, consumed one by one, went through %d of %d blocks", msgs, used, blocks)
+	t.Logf("%d messages went through %d distinct blocks of %d", msgs, used, blocks)
 }
 
 func testPauseAndResume(t *testing.T, s Suite) {

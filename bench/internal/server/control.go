@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -193,6 +194,7 @@ func answer(stdin io.Reader, stdout io.Writer) error {
 	for sc.Scan() {
 		switch cmd := strings.TrimSpace(sc.Text()); cmd {
 		case "stats":
+			writeHeapProfile()
 			s, err := TakeSnapshot()
 			if err != nil {
 				return err
@@ -208,6 +210,31 @@ func answer(stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	return sc.Err()
+}
+
+// EnvHeapProfile names an environment variable: when it holds a path
+// prefix, a server process writes a heap profile to <prefix>.<n>.pprof
+// (after a GC) before each stats answer, to see what a connection costs.
+const EnvHeapProfile = "ZCIOBENCH_HEAPPROFILE"
+
+var heapProfiles int
+
+func writeHeapProfile() {
+	prefix := os.Getenv(EnvHeapProfile)
+	if prefix == "" {
+		return
+	}
+	heapProfiles++
+	f, err := os.Create(fmt.Sprintf("%s.%d.pprof", prefix, heapProfiles))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serve: heap profile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "serve: heap profile: %v\n", err)
+	}
 }
 
 // Has reports whether a contender is registered.
