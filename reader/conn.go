@@ -12,6 +12,7 @@ import (
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/segq"
+	"github.com/zcio/zcio/internal/unix"
 )
 
 // closeFlushTimeout bounds how long writes queued by a handler may still
@@ -32,33 +33,54 @@ type engineSink interface {
 // order and never blocks an engine loop. Its methods are safe for concurrent
 // use, except that the Reader (and Read, which uses it) belongs to one
 // goroutine at a time.
+//
+// A connection accepted by a Listener on Linux is a bare socket: no net.Conn
+// is made for it (that would cost a netFD, a poller descriptor and two
+// addresses per connection, idle or not). Its addresses are looked up when
+// first asked for, and a write that has to wait for the socket parks in Go's
+// poller through an *os.File made at that moment.
 type Conn struct {
-	nc   net.Conn
 	fd   int
+	kind uint8    // connTCP or connUnix
+	nc   net.Conn // Wrap (and every Conn on other systems): owns fd
 	g    *group
 	eng  engine
 	att  attachment
 	q    *segq.Queue
 	r    *Reader
-	sink sink
-	h    Handler // nil in blocking mode
+	hs   handlerSink // its sink is what blocking mode hands the engine
+	h    Handler     // nil in blocking mode
 
-	attached chan struct{} // closed once att is set (callbacks may run before)
+	attached sync.WaitGroup // done once att is set (callbacks may run before)
+	detached sync.WaitGroup // done once the engine let go (Detached)
 	closed   atomic.Bool
 	holds    atomic.Int32 // owner + engine + active flusher; 0 closes the fd
-	detached chan struct{}
-	endErr   error // handler mode: how the stream ended (loop only)
-	ended    bool  // handler mode: OnClose delivered (loop only)
+	endErr   error        // handler mode: how the stream ended (loop only)
+	ended    bool         // handler mode: OnClose delivered (loop only)
 
 	inCallback atomic.Bool // a handler callback of this connection is running
 
 	wmu      sync.Mutex
 	wcond    sync.Cond
-	pending  []byte // handler writes not yet on the socket
-	flushing bool   // a flusher goroutine owns pending
-	writing  bool   // a Write from outside the loop is in the kernel
-	werr     error  // sticky write error
+	wf       *os.File // bare socket: made for writes that wait and write deadlines; owns fd then
+	fdClosed bool     // the fd is closed (written under wmu and amu)
+	pending  []byte   // handler writes not yet on the socket
+	flushing bool     // a flusher goroutine owns pending
+	writing  bool     // a Write from outside the loop is in the kernel
+	werr     error    // sticky write error
+
+	amu   sync.Mutex // guards addrs; never held while taking wmu
+	addrs *connAddrs // bare socket: looked up on first use
 }
+
+// Kinds of socket a Conn reads.
+const (
+	connTCP uint8 = iota
+	connUnix
+)
+
+// connAddrs are a bare socket's addresses, once looked up.
+type connAddrs struct{ local, remote net.Addr }
 
 // sink adapts a Conn to the engines' callbacks.
 type sink struct{ c *Conn }
@@ -88,17 +110,18 @@ func (s *sink) End(err error) {
 }
 
 func (s *sink) Detached() {
-	if s.c.h != nil {
+	c := s.c
+	if c.h != nil {
 		// Handler mode: the Reader lives on this loop and is idle here.
-		s.c.handlerEnd(net.ErrClosed)
-		_ = s.c.r.Close()
+		c.handlerEnd(net.ErrClosed)
+		_ = c.r.Close()
 	}
 	// The engine's hold goes before a Close waiting for Detached returns:
 	// the last drop, which may stop the engines, then happens on the
 	// closing goroutine (at once) rather than on this loop (in the
 	// background).
-	s.c.drop()
-	close(s.c.detached)
+	c.drop()
+	c.detached.Done()
 }
 
 func (s *handlerSink) Opened() { s.c.callOpen() }
@@ -114,22 +137,23 @@ func (s *sink) Starved() {
 	s.c.q.Nudge()
 }
 
-// adopt attaches nc to an engine of g. The Conn takes one reference on g.
-func adopt(nc net.Conn, g *group, h Handler, o *options) (*Conn, error) {
-	fd, err := connFD(nc)
-	if err != nil {
-		return nil, err
-	}
+// adopt attaches the stream socket fd to an engine of g. nc, when not nil,
+// is the net.Conn that owns fd (Wrap); otherwise the Conn owns the bare fd.
+// The Conn takes one reference on g. On error the caller still owns fd and
+// nc.
+func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*Conn, error) {
 	e := g.pick()
-	c := &Conn{nc: nc, fd: fd, g: g, eng: e, h: h, detached: make(chan struct{}), attached: make(chan struct{})}
+	c := &Conn{nc: nc, fd: fd, kind: kind, g: g, eng: e, h: h}
+	c.attached.Add(1)
+	c.detached.Add(1)
 	c.wcond.L = &c.wmu
-	c.sink.c = c
+	c.hs.c = c
 	c.q = segq.New(segq.Config{
 		Arena:     e.arena(),
 		Limit:     g.qlimit,
 		MaxBlocks: max(2, e.arena().Len()/8),
 		Spiller:   e.spiller(),
-		OnRelease: e.released,
+		OnRelease: e.releaser(),
 		OnResume:  c.resume,
 	})
 	c.r = newQueueReader(c.q)
@@ -138,27 +162,27 @@ func adopt(nc net.Conn, g *group, h Handler, o *options) (*Conn, error) {
 	if o.maxLine > 0 && o.maxLine < c.r.maxLine {
 		c.r.maxLine = o.maxLine
 	}
-	var s engineSink = &c.sink
+	var s engineSink = &c.hs.sink
 	if h != nil {
 		c.r.SetNonBlocking(true)
-		s = &handlerSink{c.sink}
+		s = &c.hs
 	}
 	c.holds.Store(2) // the owner (until Close) and the engine (until Detached)
 	g.retain()
 	att, err := e.attach(nc, fd, s)
 	if err != nil {
-		close(c.attached)
+		c.attached.Done()
 		g.release()
 		return nil, fmt.Errorf("zcio/reader: attach: %w", err)
 	}
 	c.att = att
-	close(c.attached)
+	c.attached.Done()
 	return c, nil
 }
 
 // resume is the queue's OnResume: the reader caught up.
 func (c *Conn) resume() {
-	<-c.attached
+	c.attached.Wait()
 	if c.att != nil {
 		c.att.resume()
 	}
@@ -211,13 +235,59 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	c.writing = true
+	wf := c.wf
 	c.wmu.Unlock()
-	n, err := c.nc.Write(p)
+	n, err := c.writeWait(wf, p)
 	c.wmu.Lock()
 	c.writing = false
 	c.wcond.Broadcast()
 	c.wmu.Unlock()
 	return n, err
+}
+
+// writeWait writes all of p, waiting for the socket as needed. The caller
+// owns the writing side (writing or flushing is set). wf is c.wf as read
+// under wmu.
+func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
+	if c.nc != nil {
+		return c.nc.Write(p)
+	}
+	n := 0
+	if wf == nil {
+		// No deadline can be set without wf: try the socket at once, and
+		// make the poller's file only if it is full.
+		var err error
+		if n, err = writeNow(c.fd, p); err != nil || n == len(p) {
+			if err != nil {
+				err = c.opErr("write", err)
+			}
+			return n, err
+		}
+		c.wmu.Lock()
+		wf, err = c.fileLocked()
+		c.wmu.Unlock()
+		if err != nil {
+			return n, c.opErr("write", err)
+		}
+	}
+	m, err := wf.Write(p[n:])
+	if err != nil {
+		err = c.opErr("write", err)
+	}
+	return n + m, err
+}
+
+// fileLocked returns the *os.File that parks a bare socket's writes in Go's
+// poller, making it on first use. It owns fd from then on. wmu is held.
+func (c *Conn) fileLocked() (*os.File, error) {
+	if c.fdClosed {
+		return nil, net.ErrClosed
+	}
+	if c.wf == nil {
+		// The fd is non-blocking, so the file is registered with the poller.
+		c.wf = os.NewFile(uintptr(c.fd), "")
+	}
+	return c.wf, nil
 }
 
 func (c *Conn) writeOnLoop(p []byte) (int, error) {
@@ -258,11 +328,12 @@ func (c *Conn) flush() {
 			break
 		}
 		buf, c.pending = c.pending, buf[:0]
+		wf := c.wf
 		c.wmu.Unlock()
-		_, err := c.nc.Write(buf)
+		_, err := c.writeWait(wf, buf)
 		c.wmu.Lock()
 		if err != nil {
-			c.werr = c.opErr("write", err)
+			c.werr = err
 		}
 	}
 	c.pending = nil
@@ -283,18 +354,18 @@ func (c *Conn) Close() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.q.Close()
-	<-c.attached // a callback may run before adopt has the handle
+	c.attached.Wait() // a callback may run before adopt has the handle
 	c.att.detach()
 	if c.h == nil {
 		c.r.shutdown()
 	}
 	c.wmu.Lock()
 	if c.flushing {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		_ = c.setWriteDeadlineLocked(time.Now().Add(closeFlushTimeout))
 	}
 	c.wmu.Unlock()
 	if !c.eng.onLoop() {
-		<-c.detached
+		c.detached.Wait()
 	}
 	c.drop()
 	return nil
@@ -305,7 +376,19 @@ func (c *Conn) drop() {
 	if c.holds.Add(-1) != 0 {
 		return
 	}
-	_ = c.nc.Close()
+	c.wmu.Lock()
+	c.amu.Lock()
+	c.fdClosed = true
+	c.amu.Unlock()
+	switch {
+	case c.nc != nil:
+		_ = c.nc.Close()
+	case c.wf != nil:
+		_ = c.wf.Close()
+	default:
+		_ = unix.Close(c.fd)
+	}
+	c.wmu.Unlock()
 	if c.eng.onLoop() {
 		go c.g.release() // the group may close this very loop: not from inside it
 	} else {
@@ -314,22 +397,73 @@ func (c *Conn) drop() {
 }
 
 func (c *Conn) opErr(op string, err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		err = pe.Err // a bare socket's *os.File names no path
+	}
 	if errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrClosed) {
 		err = fmt.Errorf("zcio/reader: %s: %w", op, err)
 	}
-	return &net.OpError{Op: op, Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
+	la := c.LocalAddr()
+	return &net.OpError{Op: op, Net: la.Network(), Source: la, Addr: c.RemoteAddr(), Err: err}
 }
 
 // LocalAddr returns the local network address.
-func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr {
+	if c.nc != nil {
+		return c.nc.LocalAddr()
+	}
+	return c.lookupAddrs().local
+}
 
 // RemoteAddr returns the remote network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.nc != nil {
+		return c.nc.RemoteAddr()
+	}
+	return c.lookupAddrs().remote
+}
+
+// lookupAddrs returns a bare socket's addresses, asking the kernel the first
+// time. Once the fd is closed, addresses never looked up are reported as
+// empty ones of the socket's kind.
+func (c *Conn) lookupAddrs() *connAddrs {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	if c.addrs != nil {
+		return c.addrs
+	}
+	var la, ra net.Addr
+	if !c.fdClosed {
+		la, _ = unix.LocalAddr(c.fd)
+		ra, _ = unix.PeerAddr(c.fd)
+	}
+	if la == nil || ra == nil {
+		empty := func() net.Addr {
+			if c.kind == connUnix {
+				return &net.UnixAddr{Net: "unix"}
+			}
+			return &net.TCPAddr{}
+		}
+		if la == nil {
+			la = empty()
+		}
+		if ra == nil {
+			ra = empty()
+		}
+		if !c.fdClosed {
+			return &connAddrs{la, ra} // do not cache a failed lookup of an open socket
+		}
+	}
+	c.addrs = &connAddrs{la, ra}
+	return c.addrs
+}
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.r.SetDeadline(t)
-	return c.nc.SetWriteDeadline(t)
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the time after which a waiting Read or Reader call
@@ -342,15 +476,46 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline sets the write deadline of the socket.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+// SetWriteDeadline sets the time after which a Write waiting for the socket
+// fails with an error matching os.ErrDeadlineExceeded. Writes queued by
+// handlers are flushed under it too.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.setWriteDeadlineLocked(t); err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+func (c *Conn) setWriteDeadlineLocked(t time.Time) error {
+	if c.nc != nil {
+		return c.nc.SetWriteDeadline(t)
+	}
+	wf, err := c.fileLocked()
+	if err != nil {
+		return err
+	}
+	return wf.SetWriteDeadline(t)
+}
 
 // CloseWrite shuts down the writing side (TCP and Unix connections).
 func (c *Conn) CloseWrite() error {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+	if c.nc != nil {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite()
+		}
+		return c.opErr("close", os.ErrInvalid)
 	}
-	return c.opErr("close", os.ErrInvalid)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.fdClosed || c.closed.Load() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		return c.opErr("close", os.NewSyscallError("shutdown", err))
+	}
+	return nil
 }
 
 var _ net.Conn = (*Conn)(nil)

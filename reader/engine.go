@@ -180,9 +180,9 @@ type engine interface {
 	// spiller is where waiting readers copy partial messages when the
 	// engine runs out of blocks (nil: no spilling).
 	spiller() *segq.Spiller
-	// released is the hook the engine's queues give block references back
-	// through.
-	released(r arena.Ref)
+	// releaser is the hook the engine's queues give block references back
+	// through (one func per engine, shared by its connections).
+	releaser() func(arena.Ref)
 	onLoop() bool
 	close() error
 }

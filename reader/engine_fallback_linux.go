@@ -16,9 +16,10 @@ const fallbackName = NameFallback
 
 // epollEngine adapts a fallback.Engine and its arena.
 type epollEngine struct {
-	e  *fallback.Engine
-	a  *arena.Arena
-	sp *segq.Spiller
+	e   *fallback.Engine
+	a   *arena.Arena
+	sp  *segq.Spiller
+	rel func(arena.Ref) // released, made once
 }
 
 type epollAttachment struct {
@@ -34,7 +35,9 @@ func newFallbackEngine(a *arena.Arena) (engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &epollEngine{e: e, a: a, sp: segq.NewSpiller(a)}, nil
+	x := &epollEngine{e: e, a: a, sp: segq.NewSpiller(a)}
+	x.rel = x.released
+	return x, nil
 }
 
 func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
@@ -48,6 +51,8 @@ func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 func (x *epollEngine) arena() *arena.Arena { return x.a }
 
 func (x *epollEngine) spiller() *segq.Spiller { return x.sp }
+
+func (x *epollEngine) releaser() func(arena.Ref) { return x.rel }
 
 func (x *epollEngine) released(r arena.Ref) {
 	x.a.Release(r)

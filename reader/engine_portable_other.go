@@ -130,6 +130,8 @@ func (e *portableEngine) arena() *arena.Arena { return e.a }
 // so there is nothing to spill.
 func (e *portableEngine) spiller() *segq.Spiller { return nil }
 
+func (e *portableEngine) releaser() func(arena.Ref) { return e.released }
+
 func (e *portableEngine) released(r arena.Ref) {
 	e.a.Release(r)
 	select {

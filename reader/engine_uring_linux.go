@@ -26,9 +26,10 @@ func uringAvailable() error {
 
 // uringEngine adapts a ring.Engine and its arena.
 type uringEngine struct {
-	e  *ring.Engine
-	a  *arena.Arena
-	sp *segq.Spiller
+	e   *ring.Engine
+	a   *arena.Arena
+	sp  *segq.Spiller
+	rel func(arena.Ref) // released, made once
 }
 
 type uringAttachment struct {
@@ -44,7 +45,9 @@ func newUringEngine(a *arena.Arena) (engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &uringEngine{e: e, a: a, sp: segq.NewSpiller(a)}, nil
+	x := &uringEngine{e: e, a: a, sp: segq.NewSpiller(a)}
+	x.rel = x.released
+	return x, nil
 }
 
 func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, error) {
@@ -58,6 +61,8 @@ func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 func (x *uringEngine) arena() *arena.Arena { return x.a }
 
 func (x *uringEngine) spiller() *segq.Spiller { return x.sp }
+
+func (x *uringEngine) releaser() func(arena.Ref) { return x.rel }
 
 func (x *uringEngine) released(r arena.Ref) {
 	x.a.Release(r)

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Listener accepts connections and hands them to its engines. Closing it
@@ -15,8 +18,12 @@ import (
 // Close, and the engines stop when the last of them is closed.
 type Listener struct {
 	ln        net.Listener
+	lf        *os.File        // Linux: a duplicate of the listening socket, for bare accepts
+	rc        syscall.RawConn // lf's, waited on in Go's poller
+	kind      uint8           // connTCP or connUnix
 	g         *group
 	o         options
+	closed    atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -45,7 +52,16 @@ func Listen(network, addr string, opts ...Option) (*Listener, error) {
 		g.release()
 		return nil, err
 	}
-	return &Listener{ln: ln, g: g, o: o}, nil
+	l := &Listener{ln: ln, g: g, o: o}
+	if network == "unix" {
+		l.kind = connUnix
+	}
+	if err := l.openAccept(); err != nil {
+		_ = ln.Close()
+		g.release()
+		return nil, fmt.Errorf("zcio/reader: listen: %w", err)
+	}
+	return l, nil
 }
 
 // Accept waits for the next connection and attaches it to an engine, in
@@ -60,13 +76,17 @@ func (l *Listener) accept(h Handler) (*Conn, error) {
 // acceptOne accepts one connection. listenerErr says the error came from the
 // listener (closed, say), not from attaching that one connection.
 func (l *Listener) acceptOne(h Handler) (c *Conn, err error, listenerErr bool) {
-	nc, err := l.ln.Accept()
+	nc, fd, err := l.acceptConn()
 	if err != nil {
 		return nil, err, true
 	}
-	c, err = adopt(nc, l.g, h, &l.o)
+	c, err = adopt(nc, fd, l.kind, l.g, h, &l.o)
 	if err != nil {
-		_ = nc.Close()
+		if nc != nil {
+			_ = nc.Close()
+		} else {
+			closeFD(fd)
+		}
 		return nil, err, false
 	}
 	return c, nil, false
@@ -80,7 +100,15 @@ func (l *Listener) Engine() EngineInfo { return l.g.info }
 
 // Close stops listening. Accepted connections are not closed.
 func (l *Listener) Close() error {
+	l.closed.Store(true)
 	err := l.ln.Close()
+	if l.lf != nil {
+		// The socket stops listening only when both descriptors are closed;
+		// this also wakes an Accept waiting on it.
+		if ferr := l.lf.Close(); err == nil && !errors.Is(ferr, os.ErrClosed) {
+			err = ferr
+		}
+	}
 	l.closeOnce.Do(l.g.release)
 	return err
 }
@@ -99,7 +127,15 @@ func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zcio/reader: wrap: %w", err)
 	}
-	return adopt(nc, g, nil, &o)
+	fd, err := connFD(nc)
+	if err != nil {
+		return nil, err
+	}
+	kind := connTCP
+	if _, ok := nc.(*net.UnixConn); ok {
+		kind = connUnix
+	}
+	return adopt(nc, fd, kind, g, nil, &o)
 }
 
 // connFD returns the socket fd of a TCP or Unix stream connection. The fd
@@ -151,17 +187,27 @@ var ErrHandlerPanic = errors.New("zcio/reader: handler panicked")
 
 // Serve accepts connections from ln and runs h for each on the engine loops,
 // until Accept fails (for example after ln.Close), whose error it returns.
+// When the process runs out of file descriptors it waits and tries again.
 func Serve(ln *Listener, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("zcio/reader: serve: nil handler")
 	}
+	var backoff time.Duration
 	for {
 		_, err, listenerErr := ln.acceptOne(h)
 		if err == nil || !listenerErr {
+			backoff = 0
 			continue // a connection that could not be attached was closed; serve the rest
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			// Out of file descriptors: wait for connections to close
+			// rather than give up serving (5 ms, doubling up to 1 s).
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
 			continue
 		}
 		return err

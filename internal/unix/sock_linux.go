@@ -2,7 +2,12 @@
 
 package unix
 
-import linux "golang.org/x/sys/unix"
+import (
+	"net"
+	"syscall"
+
+	linux "golang.org/x/sys/unix"
+)
 
 // Socket constants for socketpair(2) and setsockopt(2).
 const (
@@ -22,4 +27,74 @@ func Socketpair(domain, typ, proto int) ([2]int, error) { return linux.Socketpai
 // SetsockoptInt sets an integer socket option.
 func SetsockoptInt(fd, level, opt, value int) error {
 	return linux.SetsockoptInt(fd, level, opt, value)
+}
+
+// TCP options set on accepted connections, as net.Listen's connections have
+// them (TCP_NODELAY, keep-alive probes).
+const (
+	IPPROTO_TCP   = linux.IPPROTO_TCP
+	TCP_NODELAY   = linux.TCP_NODELAY
+	SO_KEEPALIVE  = linux.SO_KEEPALIVE
+	TCP_KEEPIDLE  = linux.TCP_KEEPIDLE
+	TCP_KEEPINTVL = linux.TCP_KEEPINTVL
+	TCP_KEEPCNT   = linux.TCP_KEEPCNT
+	ECONNABORTED  = syscall.ECONNABORTED
+	EMFILE        = syscall.EMFILE
+	ENFILE        = syscall.ENFILE
+)
+
+// Accept4 accepts a connection on the listening socket fd without asking
+// for the peer's address (accept4(2) with NULL addr), so nothing is
+// allocated. flags are SOCK_NONBLOCK and SOCK_CLOEXEC.
+func Accept4(fd, flags int) (int, error) {
+	for {
+		nfd, _, e := syscall.Syscall6(syscall.SYS_ACCEPT4, uintptr(fd), 0, 0, uintptr(flags), 0, 0)
+		switch e {
+		case 0:
+			return int(nfd), nil
+		case syscall.EINTR:
+			continue
+		}
+		return -1, e
+	}
+}
+
+// LocalAddr returns the address fd is bound to, as a *net.TCPAddr or a
+// *net.UnixAddr.
+func LocalAddr(fd int) (net.Addr, error) {
+	sa, err := linux.Getsockname(fd)
+	if err != nil {
+		return nil, err
+	}
+	return toAddr(sa)
+}
+
+// PeerAddr returns the address of fd's peer, as a *net.TCPAddr or a
+// *net.UnixAddr.
+func PeerAddr(fd int) (net.Addr, error) {
+	sa, err := linux.Getpeername(fd)
+	if err != nil {
+		return nil, err
+	}
+	return toAddr(sa)
+}
+
+func toAddr(sa linux.Sockaddr) (net.Addr, error) {
+	switch a := sa.(type) {
+	case *linux.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
+	case *linux.SockaddrInet6:
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, a.Addr[:])
+		zone := ""
+		if a.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return &net.TCPAddr{IP: ip, Port: a.Port, Zone: zone}, nil
+	case *linux.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}, nil
+	}
+	return nil, syscall.EAFNOSUPPORT
 }

@@ -2,6 +2,8 @@
 
 package unix
 
+import "net"
+
 // Socket constants: Linux values, so shared code compiles.
 const (
 	AF_UNIX        = 0x1
@@ -21,3 +23,9 @@ func Socketpair(domain, typ, proto int) ([2]int, error) {
 
 // SetsockoptInt is not supported on this OS through this shim.
 func SetsockoptInt(fd, level, opt, value int) error { return notSupported("setsockopt") }
+
+// LocalAddr is not supported here.
+func LocalAddr(fd int) (net.Addr, error) { return nil, notSupported("getsockname") }
+
+// PeerAddr is not supported here.
+func PeerAddr(fd int) (net.Addr, error) { return nil, notSupported("getpeername") }

@@ -1,0 +1,203 @@
+//go:build linux
+
+package reader
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Connections a Listener accepts on Linux are bare sockets (no net.Conn):
+// these tests check that they still behave as net.Conn promises.
+
+func TestBareConnAddresses(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			leakCheck(t)
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			ln, err := Listen(network, addr, WithEngine(Fallback))
+			require.NoError(t, err)
+			defer ln.Close()
+			peer, err := net.Dial(network, ln.Addr().String())
+			require.NoError(t, err)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			require.Nil(t, c.nc, "a Listener's connection is a bare socket")
+
+			assert.Equal(t, ln.Addr().String(), c.LocalAddr().String())
+			assert.Equal(t, network, c.LocalAddr().Network())
+			if network == "tcp" {
+				assert.Equal(t, peer.LocalAddr().String(), c.RemoteAddr().String())
+				_, isTCP := c.RemoteAddr().(*net.TCPAddr)
+				assert.True(t, isTCP)
+			}
+			remote := c.RemoteAddr().String()
+			require.NoError(t, c.Close())
+			// Looked up before Close: still reported after it.
+			assert.Equal(t, ln.Addr().String(), c.LocalAddr().String())
+			assert.Equal(t, remote, c.RemoteAddr().String())
+
+			// Never looked up before Close: an empty address of the right
+			// kind, not nil.
+			peer2, err := net.Dial(network, ln.Addr().String())
+			require.NoError(t, err)
+			defer peer2.Close()
+			c2, err := ln.Accept()
+			require.NoError(t, err)
+			require.NoError(t, c2.Close())
+			require.NotNil(t, c2.LocalAddr())
+			assert.Equal(t, network, c2.LocalAddr().Network())
+			require.NotNil(t, c2.RemoteAddr())
+		})
+	}
+}
+
+func TestBareConnTCPOptions(t *testing.T) {
+	leakCheck(t)
+	ln := listen(t, Fallback)
+	defer ln.Close()
+	peer := dial(t, ln)
+	defer peer.Close()
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	defer c.Close()
+	nodelay, err := syscall.GetsockoptInt(c.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+	require.NoError(t, err)
+	assert.Equal(t, 1, nodelay)
+	keepalive, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	require.NoError(t, err)
+	assert.Equal(t, 1, keepalive)
+	fl, err := fcntlFlags(c.fd)
+	require.NoError(t, err)
+	assert.NotZero(t, fl&syscall.O_NONBLOCK, "accepted sockets are non-blocking")
+}
+
+func fcntlFlags(fd int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// A Write larger than the socket buffers waits for the peer, in order, and
+// a write deadline cuts it short with os.ErrDeadlineExceeded; the bytes it
+// did write are the ones the peer gets.
+func TestBareConnWriteWaitsAndDeadline(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind)
+			defer ln.Close()
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+
+			// The peer does not read: the deadline ends the write.
+			big := pattern(32<<20, 1)
+			require.NoError(t, c.SetWriteDeadline(time.Now().Add(200*time.Millisecond)))
+			n, err := c.Write(big)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			var oe *net.OpError
+			require.True(t, errors.As(err, &oe))
+			assert.Equal(t, "write", oe.Op)
+			assert.Less(t, n, len(big))
+			assert.Positive(t, n)
+
+			// No deadline: the peer reads while Write waits for room.
+			require.NoError(t, c.SetWriteDeadline(time.Time{}))
+			more := pattern(4<<20, 2)
+			got := make(chan []byte, 1)
+			go func() {
+				b := make([]byte, n+len(more))
+				_, _ = io.ReadFull(peer, b)
+				got <- b
+			}()
+			m, err := c.Write(more)
+			require.NoError(t, err)
+			assert.Equal(t, len(more), m)
+			select {
+			case b := <-got:
+				assert.True(t, bytes.Equal(big[:n], b[:n]), "the bytes written before the deadline")
+				assert.True(t, bytes.Equal(more, b[n:]), "the bytes written after it")
+			case <-time.After(10 * time.Second):
+				t.Fatal("peer did not get the writes")
+			}
+			require.NoError(t, c.Close())
+			_, err = c.Write([]byte("x"))
+			assert.ErrorIs(t, err, net.ErrClosed)
+			assert.ErrorIs(t, c.SetWriteDeadline(time.Now()), net.ErrClosed)
+		})
+	}
+}
+
+// CloseWrite sends the peer EOF; reading from the peer goes on.
+func TestBareConnCloseWrite(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind)
+			defer ln.Close()
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			_, err = c.Write([]byte("bye"))
+			require.NoError(t, err)
+			require.NoError(t, c.CloseWrite())
+			b, err := io.ReadAll(peer)
+			require.NoError(t, err)
+			assert.Equal(t, "bye", string(b))
+
+			_, err = peer.Write([]byte("still reading"))
+			require.NoError(t, err)
+			var got []byte
+			require.NoError(t, c.Reader().ReadRange(13, func(p []byte) { got = append(got, p...) }))
+			assert.Equal(t, "still reading", string(got))
+			require.NoError(t, c.Close())
+			assert.ErrorIs(t, c.CloseWrite(), net.ErrClosed)
+		})
+	}
+}
+
+// Close wakes a waiting Accept with net.ErrClosed, later Accepts fail the
+// same way, and the listening socket (both its descriptors) is gone.
+func TestListenerCloseWakesAccept(t *testing.T) {
+	leakCheck(t)
+	ln := listen(t, Fallback)
+	addr := ln.Addr().String()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ln.Accept()
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, ln.Close())
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, net.ErrClosed)
+		var oe *net.OpError
+		assert.True(t, errors.As(err, &oe))
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake Accept")
+	}
+	_, err := ln.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, err = net.DialTimeout("tcp", addr, time.Second)
+	assert.Error(t, err, "nothing listens after Close")
+}
