@@ -110,7 +110,8 @@ func (r *Reader) ReadByte() (byte, error) {
 	if err := r.ensure(1); err != nil {
 		return 0, err
 	}
-	b := r.head()[0]
+	b := r.hv[0]
+	r.hv = r.hv[1:]
 	r.off++
 	r.n--
 	r.scan = 0
@@ -134,6 +135,7 @@ func (r *Reader) UnreadByte() error {
 	}
 	r.unread, r.lag = false, false
 	r.off--
+	r.setHead()
 	r.n++
 	r.scan = 0
 	return nil

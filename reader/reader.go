@@ -66,6 +66,13 @@ type Reader struct {
 	h    int
 	off  int // bytes of segs[h] already consumed
 	n    int // bytes buffered: the segments' lengths minus off
+	// hv is the unconsumed part of the head segment, segs[h] from off (nil
+	// when segs is empty), kept in step with segs, h and off by every change
+	// to them (see setHead), so that the common calls need no arena lookup.
+	hv []byte
+	// pull is src when it is a pull source (nil for an engine's queue),
+	// called directly on the fill path.
+	pull *pullSource
 
 	limit       int
 	maxLine     int
@@ -120,7 +127,9 @@ func NewReader(rd io.Reader, opts ...Option) (*Reader, error) {
 	if p.a.Len() == 1 {
 		p.lim = 1 // one block: the head may sit at its last byte
 	}
-	return newReader(p, p.a, o), nil
+	r := newReader(p, p.a, o)
+	r.pull = p
+	return r, nil
 }
 
 // newQueueReader returns a Reader over an engine's queue; the Reader becomes
@@ -188,6 +197,7 @@ func (r *Reader) Buffered() int {
 	var added int
 	r.segs, added = r.src.poll(r.segs)
 	r.n += added
+	r.setHead()
 	return r.n
 }
 
@@ -211,15 +221,26 @@ func (r *Reader) closeNow() error {
 	for r.h < len(r.segs) {
 		r.pop()
 	}
-	r.n, r.off = 0, 0
+	r.n, r.off, r.hv = 0, 0, nil
 	clear(r.views[:cap(r.views)])
 	clear(r.nb[:cap(r.nb)])
 	return r.src.close()
 }
 
 // begin starts every reading call: it refuses after Close and settles what
-// the previous ReadByte left.
+// the previous ReadByte left. The common case (an open, unguarded Reader
+// with nothing left by ReadByte) is small enough to inline.
 func (r *Reader) begin() error {
+	if r.guarded || r.closed || r.lag {
+		return r.beginSlow()
+	}
+	r.unread = false
+	return nil
+}
+
+// beginSlow is begin for an engine's Reader, a closed one, or after a
+// ReadByte that emptied the head.
+func (r *Reader) beginSlow() error {
 	if err := r.enter(); err != nil {
 		return err
 	}
@@ -233,6 +254,15 @@ func (r *Reader) begin() error {
 	return nil
 }
 
+// setHead recomputes hv from segs, h and off.
+func (r *Reader) setHead() {
+	if r.h < len(r.segs) {
+		r.hv = r.segs[r.h].Bytes(r.a)[r.off:]
+	} else {
+		r.hv = nil
+	}
+}
+
 // pop gives back the head segment.
 func (r *Reader) pop() {
 	s := r.segs[r.h]
@@ -242,20 +272,38 @@ func (r *Reader) pop() {
 	if r.h == len(r.segs) {
 		r.segs, r.h = r.segs[:0], 0
 	}
-	r.src.done(s)
+	r.setHead()
+	if r.pull != nil {
+		r.a.Release(s.Ref) // what pullSource.done does, without the interface call
+	} else {
+		r.src.done(s)
+	}
 }
 
 // consume drops k buffered bytes (k <= r.n), giving back emptied segments.
+// Bytes that leave part of the head segment unconsumed take the inlined
+// path.
 func (r *Reader) consume(k int) {
 	r.scan = 0
 	r.n -= k
+	if k < len(r.hv) {
+		r.hv = r.hv[k:]
+		r.off += k
+		return
+	}
+	r.consumeSegs(k)
+}
+
+// consumeSegs is consume to the end of the head segment or beyond (r.n is
+// already updated).
+func (r *Reader) consumeSegs(k int) {
 	for k > 0 {
-		rem := int(r.segs[r.h].Len) - r.off
-		if k < rem {
+		if k < len(r.hv) {
+			r.hv = r.hv[k:]
 			r.off += k
 			return
 		}
-		k -= rem
+		k -= len(r.hv)
 		r.pop()
 	}
 }
@@ -287,12 +335,17 @@ func (r *Reader) moreOf(need int) error {
 	r.compact()
 	var added int
 	var err error
-	r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
-	for err == segq.ErrNudged { // the engine is out of blocks: see spill
-		r.spill()
+	if r.pull != nil {
+		r.segs, added, err = r.pull.fill(ctx, r.segs, r.nonBlocking, need)
+	} else {
 		r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
+		for err == segq.ErrNudged { // the engine is out of blocks: see spill
+			r.spill()
+			r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
+		}
 	}
 	r.n += added
+	r.setHead() // the head may be new, or have grown
 	return err
 }
 
@@ -343,9 +396,7 @@ func (r *Reader) viewsOf(k int) [][]byte {
 }
 
 // head returns the unconsumed part of the head segment.
-func (r *Reader) head() []byte {
-	return r.segs[r.h].Bytes(r.a)[r.off:]
-}
+func (r *Reader) head() []byte { return r.hv }
 
 // contiguous returns the next k buffered bytes (k <= r.n, k <= len(r.tmp))
 // as one slice: a view when they lie in one segment, else a copy in r.tmp.

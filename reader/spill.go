@@ -31,6 +31,7 @@ func (r *Reader) spill() {
 	qs.q.Adopt(n) // the spilled copy is pending instead
 	r.segs = append(r.segs[:0], out[0])
 	r.h, r.off, r.n = 0, 0, n
+	r.setHead()
 	r.scan, r.unread, r.lag = 0, false, false
 }
 
