@@ -102,7 +102,10 @@ type Queue struct {
 	closed   bool
 	nudged   bool // Nudge was called; the next blocking Take says so
 	deadline time.Time
-	notify   chan struct{} // capacity 1: "look again"
+	// notify (capacity 1) says "look again" to a waiting consumer. It is
+	// made by the first Take that waits, so a queue whose consumer never
+	// waits (handler mode) has none.
+	notify chan struct{}
 
 	timer *time.Timer // consumer only
 }
@@ -124,7 +127,6 @@ func New(cfg Config) *Queue {
 		spill:     cfg.Spiller,
 		onRelease: cfg.OnRelease,
 		onResume:  cfg.OnResume,
-		notify:    make(chan struct{}, 1),
 	}
 }
 
@@ -175,10 +177,10 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		// afterwards sees the pause and lifts it (see Take).
 		q.paused.Store(true)
 	}
-	q.mu.Unlock()
 	if wasEmpty {
-		q.wake()
+		q.wakeLocked()
 	}
+	q.mu.Unlock()
 	if !full {
 		return false
 	}
@@ -207,8 +209,8 @@ func (q *Queue) Finish(err error) {
 	if q.end == nil {
 		q.end = err
 	}
+	q.wakeLocked()
 	q.mu.Unlock()
-	q.wake()
 }
 
 // SetDeadline sets the time after which a waiting Take returns
@@ -217,8 +219,8 @@ func (q *Queue) Finish(err error) {
 func (q *Queue) SetDeadline(t time.Time) {
 	q.mu.Lock()
 	q.deadline = t
+	q.wakeLocked()
 	q.mu.Unlock()
-	q.wake()
 }
 
 // Take appends every queued segment to dst and returns it; the caller (the
@@ -248,6 +250,15 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		// consumed segment would wait forever. Read under the lock that
 		// Push sets paused under, so no pause slips in unseen.
 		lift := end == nil && !closed && q.paused.CompareAndSwap(true, false)
+		var notify chan struct{}
+		if !nonBlocking {
+			// Made under the lock the producers wake under, so no wake-up
+			// is missed between this look and the wait.
+			if q.notify == nil {
+				q.notify = make(chan struct{}, 1)
+			}
+			notify = q.notify
+		}
 		q.mu.Unlock()
 		switch {
 		case closed:
@@ -264,7 +275,13 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		if nudged {
 			return dst, ErrNudged
 		}
-		if err := q.wait(ctx, deadline); err != nil {
+		if ctx == nil && deadline.IsZero() {
+			// The common wait, kept shallow: a goroutine parked here fits
+			// in the smallest stack, where the select below would not.
+			<-notify
+			continue
+		}
+		if err := q.wait(ctx, deadline, notify); err != nil {
 			return dst, err
 		}
 	}
@@ -283,7 +300,7 @@ func (q *Queue) Poll(dst []Segment) []Segment {
 }
 
 // wait blocks until a wake-up, ctx is done or the deadline passes.
-func (q *Queue) wait(ctx context.Context, deadline time.Time) error {
+func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan struct{}) error {
 	var done <-chan struct{}
 	if ctx != nil {
 		if err := ctx.Err(); err != nil {
@@ -306,7 +323,7 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time) error {
 		expired = q.timer.C
 	}
 	select {
-	case <-q.notify:
+	case <-notify:
 		return nil
 	case <-done:
 		return ctx.Err()
@@ -315,10 +332,13 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time) error {
 	}
 }
 
-func (q *Queue) wake() {
-	select {
-	case q.notify <- struct{}{}:
-	default:
+// wakeLocked tells a waiting consumer to look again; mu is held.
+func (q *Queue) wakeLocked() {
+	if q.notify != nil {
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -366,11 +386,11 @@ func (q *Queue) Close() {
 	q.closed = true
 	segs := q.segs
 	q.segs = nil
+	q.wakeLocked()
 	q.mu.Unlock()
 	for _, s := range segs {
 		q.Done(s)
 	}
-	q.wake()
 }
 
 // Closed reports whether the consumer has closed the queue.

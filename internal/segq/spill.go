@@ -18,8 +18,8 @@ var ErrNudged = errors.New("zcio/segq: engine out of blocks")
 func (q *Queue) Nudge() {
 	q.mu.Lock()
 	q.nudged = true
+	q.wakeLocked()
 	q.mu.Unlock()
-	q.wake()
 }
 
 // Adopt counts n more pending bytes: those of a spilled segment that
