@@ -91,7 +91,16 @@ type handlerSink struct{ sink }
 var _ engineSink = (*sink)(nil)
 
 func (s *sink) Deliver(ref arena.Ref, off, n int) bool {
-	return s.c.q.Push(segq.Segment{Ref: ref, Off: uint32(off), Len: uint32(n)})
+	c := s.c
+	if c.h != nil && c.q.WouldPause(n) {
+		// Handler mode: the handler consumes on this loop, but only at the
+		// batch's Flush. Let it consume now rather than pause a connection
+		// whose batch alone fills the queue: pausing costs a cancel, a
+		// re-arm and a stall, and is meant for a handler that does not keep
+		// up.
+		c.callData()
+	}
+	return c.q.Push(segq.Segment{Ref: ref, Off: uint32(off), Len: uint32(n)})
 }
 
 func (s *sink) Flush() {

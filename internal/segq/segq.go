@@ -140,6 +140,13 @@ func (q *Queue) Limit() int { return int(q.limit) }
 // (queued, or taken and not yet consumed).
 func (q *Queue) Pending() int { return int(q.pending.Load()) }
 
+// WouldPause reports whether pushing n more bytes in a new run would fill
+// the queue (and make Push ask the producer to pause). A producer whose
+// consumer runs on its own goroutine (handler mode) lets it consume first.
+func (q *Queue) WouldPause(n int) bool {
+	return q.pending.Load()+int64(n) >= q.limit || (q.maxRuns > 0 && q.runs.Load()+1 >= q.maxRuns)
+}
+
 // Push appends s, whose block reference the queue now owns. It returns true
 // when the producer should stop receiving for this connection until
 // Config.OnResume is called: the queued bytes reached the limit, or the
