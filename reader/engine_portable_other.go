@@ -26,7 +26,8 @@ type portableEngine struct {
 	conns  map[*portableConn]struct{}
 	wg     sync.WaitGroup
 	done   chan struct{}
-	freed  chan struct{} // signalled when blocks come back
+	freed  chan struct{}   // signalled when blocks come back
+	rel    func(arena.Ref) // released, made once
 }
 
 type portableConn struct {
@@ -39,8 +40,10 @@ type portableConn struct {
 }
 
 func newFallbackEngine(a *arena.Arena) (engine, error) {
-	return &portableEngine{a: a, conns: make(map[*portableConn]struct{}), done: make(chan struct{}),
-		freed: make(chan struct{}, 1)}, nil
+	e := &portableEngine{a: a, conns: make(map[*portableConn]struct{}), done: make(chan struct{}),
+		freed: make(chan struct{}, 1)}
+	e.rel = e.released
+	return e, nil
 }
 
 func (e *portableEngine) attach(nc net.Conn, _ int, s engineSink) (attachment, error) {
@@ -130,7 +133,7 @@ func (e *portableEngine) arena() *arena.Arena { return e.a }
 // so there is nothing to spill.
 func (e *portableEngine) spiller() *segq.Spiller { return nil }
 
-func (e *portableEngine) releaser() func(arena.Ref) { return e.released }
+func (e *portableEngine) releaser() func(arena.Ref) { return e.rel }
 
 func (e *portableEngine) released(r arena.Ref) {
 	e.a.Release(r)
