@@ -44,9 +44,9 @@ func TestBlockedReaderStackIsSmall(t *testing.T) {
 				require.NoError(t, err)
 				conns = append(conns, c)
 			}
-			// A control group parked on a bare channel receive starts from the
-			// same stack size (the runtime adapts it to the average use): the
-			// readers must not need more than that.
+			// A control group parked on a bare channel receive shows the
+			// stack size goroutines start with (the runtime adapts it to the
+			// average use).
 			var wg sync.WaitGroup
 			var parked sync.WaitGroup
 			settle := func() {
@@ -79,7 +79,15 @@ func TestBlockedReaderStackIsSmall(t *testing.T) {
 			after := stackBytes()
 			control, readers := (mid-before)/n, (after-mid)/n
 			t.Logf("stack per parked goroutine: %d B, per blocked reader: %d B", control, readers)
-			assert.Less(t, readers-control, int64(1<<10), "a blocked reader's goroutine outgrew the starting stack")
+			// Stacks cached by goroutines that ended can only lower these
+			// figures. A reader that outgrew a 2 KiB stack costs a fresh 4 KiB
+			// one; only a runtime that starts goroutines on 4 KiB or more (the
+			// control group says so) makes that normal.
+			if control >= 3<<10 {
+				t.Logf("goroutines start on %d B stacks here: nothing to compare", control)
+			} else {
+				assert.Less(t, readers, int64(3<<10), "a blocked reader's goroutine outgrew the starting stack")
+			}
 			close(release)
 			for _, c := range conns {
 				require.NoError(t, c.Close())
