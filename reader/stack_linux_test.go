@@ -4,6 +4,8 @@ package reader
 
 import (
 	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"testing"
@@ -22,80 +24,98 @@ func stackBytes() int64 {
 	return int64(m.StackInuse)
 }
 
-// A goroutine blocked in a Reader call (no deadline, no context) must fit in
-// the stack a new goroutine starts with (2 KiB unless the runtime adapted it
-// upward): it is most of what an idle connection costs in blocking mode. The
-// wait path once needed 4 KiB.
+// A goroutine blocked in a Reader call (no deadline, no context) from a
+// shallow caller must fit in the stack a new goroutine starts with (2 KiB):
+// it is most of what an idle connection costs in blocking mode. The wait path
+// once needed 4 KiB.
 func TestBlockedReaderStackIsSmall(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes every frame larger")
 	}
+	if name := os.Getenv(stackChildEnv); name != "" {
+		for _, kind := range engineKinds(t) {
+			if kind.String() == name {
+				measureBlockedReaderStack(t, kind)
+			}
+		}
+		return
+	}
+	// The measurement runs in a fresh process with a fixed starting stack
+	// size: in this one, earlier tests leave cached stacks behind and the
+	// runtime adapts the size new goroutines start with.
 	for _, kind := range engineKinds(t) {
 		t.Run(kind.String(), func(t *testing.T) {
-			leakCheck(t)
-			ln := listen(t, kind)
-			defer ln.Close()
-			const n = 500
-			peers := make([]net.Conn, 0, n)
-			conns := make([]*Conn, 0, n)
-			for range n {
-				peers = append(peers, dial(t, ln))
-				c, err := ln.Accept()
-				require.NoError(t, err)
-				conns = append(conns, c)
-			}
-			// A control group parked on a bare channel receive shows the
-			// stack size goroutines start with (the runtime adapts it to the
-			// average use).
-			var wg sync.WaitGroup
-			var parked sync.WaitGroup
-			settle := func() {
-				parked.Wait()
-				time.Sleep(100 * time.Millisecond) // let them park
-			}
-			release := make(chan struct{})
-			before := stackBytes()
-			parked.Add(n)
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					parked.Done()
-					<-release
-				}()
-			}
-			settle()
-			mid := stackBytes()
-			parked.Add(n)
-			for _, c := range conns {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					parked.Done()
-					_ = c.Reader().Peek(1, func([][]byte) {})
-				}()
-			}
-			settle()
-			after := stackBytes()
-			control, readers := (mid-before)/n, (after-mid)/n
-			t.Logf("stack per parked goroutine: %d B, per blocked reader: %d B", control, readers)
-			// Stacks cached by goroutines that ended can only lower these
-			// figures. A reader that outgrew a 2 KiB stack costs a fresh 4 KiB
-			// one; only a runtime that starts goroutines on 4 KiB or more (the
-			// control group says so) makes that normal.
-			if control >= 3<<10 {
-				t.Logf("goroutines start on %d B stacks here: nothing to compare", control)
-			} else {
-				assert.Less(t, readers, int64(3<<10), "a blocked reader's goroutine outgrew the starting stack")
-			}
-			close(release)
-			for _, c := range conns {
-				require.NoError(t, c.Close())
-			}
-			wg.Wait()
-			for _, p := range peers {
-				_ = p.Close()
-			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBlockedReaderStackIsSmall$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), stackChildEnv+"="+kind.String(), "GODEBUG=adaptivestackstart=0")
+			out, err := cmd.CombinedOutput()
+			t.Logf("child:\n%s", out)
+			require.NoError(t, err, "the measuring child failed")
+			assert.Contains(t, string(out), "per blocked reader", "the child measured nothing")
 		})
+	}
+}
+
+// stackChildEnv names the engine the child process of
+// TestBlockedReaderStackIsSmall measures.
+const stackChildEnv = "ZCIO_STACK_TEST_CHILD"
+
+func measureBlockedReaderStack(t *testing.T, kind EngineKind) {
+	leakCheck(t)
+	ln := listen(t, kind)
+	defer ln.Close()
+	const n = 500
+	peers := make([]net.Conn, 0, n)
+	conns := make([]*Conn, 0, n)
+	for range n {
+		peers = append(peers, dial(t, ln))
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	// A control group parked on a bare channel receive shows the
+	// stack size goroutines start with (the runtime adapts it to the
+	// average use).
+	var wg sync.WaitGroup
+	var parked sync.WaitGroup
+	settle := func() {
+		parked.Wait()
+		time.Sleep(100 * time.Millisecond) // let them park
+	}
+	release := make(chan struct{})
+	before := stackBytes()
+	parked.Add(n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parked.Done()
+			<-release
+		}()
+	}
+	settle()
+	mid := stackBytes()
+	parked.Add(n)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parked.Done()
+			_ = c.Reader().Peek(1, func([][]byte) {})
+		}()
+	}
+	settle()
+	after := stackBytes()
+	control, readers := (mid-before)/n, (after-mid)/n
+	t.Logf("stack per parked goroutine: %d B, per blocked reader: %d B", control, readers)
+	// A reader that outgrew its 2 KiB stack costs a fresh 4 KiB one.
+	require.Less(t, control, int64(3<<10), "goroutines should start on 2 KiB stacks (adaptivestackstart=0)")
+	assert.Less(t, readers, int64(3<<10), "a blocked reader's goroutine outgrew the starting stack")
+	close(release)
+	for _, c := range conns {
+		require.NoError(t, c.Close())
+	}
+	wg.Wait()
+	for _, p := range peers {
+		_ = p.Close()
 	}
 }
