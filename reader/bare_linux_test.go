@@ -67,12 +67,7 @@ func TestBareConnAddresses(t *testing.T) {
 
 func TestBareConnTCPOptions(t *testing.T) {
 	leakCheck(t)
-	ln := listen(t, Fallback)
-	defer ln.Close()
-	peer := dial(t, ln)
-	defer peer.Close()
-	c, err := ln.Accept()
-	require.NoError(t, err)
+	_, c := acceptedPair(t, Fallback)
 	defer c.Close()
 	nodelay, err := syscall.GetsockoptInt(c.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
 	require.NoError(t, err)
@@ -83,6 +78,19 @@ func TestBareConnTCPOptions(t *testing.T) {
 	fl, err := fcntlFlags(c.fd)
 	require.NoError(t, err)
 	assert.NotZero(t, fl&syscall.O_NONBLOCK, "accepted sockets are non-blocking")
+}
+
+// acceptedPair returns a dialled peer and the Conn a Listener of the given
+// engine accepted for it; the peer and the Listener are closed at cleanup.
+func acceptedPair(t *testing.T, kind EngineKind) (net.Conn, *Conn) {
+	t.Helper()
+	ln := listen(t, kind)
+	t.Cleanup(func() { _ = ln.Close() })
+	peer := dial(t, ln)
+	t.Cleanup(func() { _ = peer.Close() })
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	return peer, c
 }
 
 func fcntlFlags(fd int) (int, error) {
@@ -100,12 +108,7 @@ func TestBareConnWriteWaitsAndDeadline(t *testing.T) {
 	for _, kind := range engineKinds(t) {
 		t.Run(kind.String(), func(t *testing.T) {
 			leakCheck(t)
-			ln := listen(t, kind)
-			defer ln.Close()
-			peer := dial(t, ln)
-			defer peer.Close()
-			c, err := ln.Accept()
-			require.NoError(t, err)
+			peer, c := acceptedPair(t, kind)
 
 			// The peer does not read: the deadline ends the write.
 			big := pattern(32<<20, 1)
@@ -151,13 +154,8 @@ func TestBareConnCloseWrite(t *testing.T) {
 	for _, kind := range engineKinds(t) {
 		t.Run(kind.String(), func(t *testing.T) {
 			leakCheck(t)
-			ln := listen(t, kind)
-			defer ln.Close()
-			peer := dial(t, ln)
-			defer peer.Close()
-			c, err := ln.Accept()
-			require.NoError(t, err)
-			_, err = c.Write([]byte("bye"))
+			peer, c := acceptedPair(t, kind)
+			_, err := c.Write([]byte("bye"))
 			require.NoError(t, err)
 			require.NoError(t, c.CloseWrite())
 			b, err := io.ReadAll(peer)
