@@ -199,3 +199,46 @@ func TestListenerCloseWakesAccept(t *testing.T) {
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	assert.Error(t, err, "nothing listens after Close")
 }
+
+// Close racing a Write from another goroutine never lets the write reach
+// another connection: the bare fd is closed only once no raw write(2) is on
+// it, and the fd numbers freed are reused by the next accepts at once.
+func TestBareConnCloseRacesWrite(t *testing.T) {
+	leakCheck(t)
+	ln := listen(t, Fallback)
+	defer ln.Close()
+	msg := bytes.Repeat([]byte{'x'}, 512)
+	for range 100 {
+		peer := dial(t, ln)
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := c.Write(msg); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		require.NoError(t, c.Close())
+		select {
+		case err := <-done:
+			assert.ErrorIs(t, err, net.ErrClosed)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a Write outlived Close")
+		}
+		// The next connection likely gets the same fd number: nothing of the
+		// closed one's writes may show up on it.
+		peer2 := dial(t, ln)
+		c2, err := ln.Accept()
+		require.NoError(t, err)
+		require.NoError(t, c2.Close())
+		require.NoError(t, peer2.SetReadDeadline(time.Now().Add(time.Second)))
+		b, err := io.ReadAll(peer2)
+		require.NoError(t, err)
+		require.Empty(t, b, "bytes of a closed connection's Write reached another one")
+		_ = peer2.Close()
+		_ = peer.Close()
+	}
+}

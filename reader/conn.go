@@ -295,6 +295,7 @@ func (c *Conn) fileLocked() (*os.File, error) {
 	if c.wf == nil {
 		// The fd is non-blocking, so the file is registered with the poller.
 		c.wf = os.NewFile(uintptr(c.fd), "")
+		c.wcond.Broadcast() // a drop waiting for a raw write may close wf now
 	}
 	return c.wf, nil
 }
@@ -386,6 +387,14 @@ func (c *Conn) drop() {
 		return
 	}
 	c.wmu.Lock()
+	for c.writing && c.nc == nil && c.wf == nil {
+		// A Write outside the loop may be in write(2) on the bare fd, which
+		// nothing reference-counts: closing now could let the number be
+		// reused and the write land on another file. It does not wait long
+		// (the fd is non-blocking); past that it parks in wf, which is safe
+		// to close under it.
+		c.wcond.Wait()
+	}
 	c.amu.Lock()
 	c.fdClosed = true
 	c.amu.Unlock()
