@@ -83,8 +83,18 @@ type conn struct {
 }
 
 // Conn is an attached connection: the handle for [Engine.Resume] and
-// [Engine.Detach].
-type Conn struct{ c *conn }
+// [Engine.Detach]. It holds the engine's state of the connection, so that
+// attaching costs one allocation.
+type Conn struct {
+	e *Engine
+	c conn
+}
+
+// Resume is e.Resume(h) for the engine h is attached to.
+func (h *Conn) Resume() { h.e.Resume(h) }
+
+// Detach is e.Detach(h) for the engine h is attached to.
+func (h *Conn) Detach() { h.e.Detach(h) }
 
 // New creates an engine and starts its loop goroutine.
 func New(cfg Config) (*Engine, error) {
@@ -136,7 +146,8 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, ErrClosed)
 	}
-	c := &conn{fd: fd, sink: sink, gen: e.gen.Add(1)}
+	h := &Conn{e: e, c: conn{fd: fd, sink: sink, gen: e.gen.Add(1)}}
+	c := &h.c
 	slot, ok := e.slots.Add(c)
 	if !ok {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
@@ -148,18 +159,18 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		c.state = stateOpening
 		c.opener = o
 		e.ctl.QueueLocked(command{op: opOpen, c: c})
-		return &Conn{c: c}, nil
+		return h, nil
 	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
 		e.slots.Remove(slot)
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
 	}
-	return &Conn{c: c}, nil
+	return h, nil
 }
 
 // Resume starts reading a connection again after its sink paused it. It may
 // be called from any goroutine, any number of times.
-func (e *Engine) Resume(h *Conn) { e.ctl.Send(command{op: opResume, c: h.c}) }
+func (e *Engine) Resume(h *Conn) { e.ctl.Send(command{op: opResume, c: &h.c}) }
 
 // Detach stops reading a connection. The loop removes the fd from epoll and
 // then calls the sink's Detached (on the loop goroutine); only then may the
@@ -167,7 +178,7 @@ func (e *Engine) Resume(h *Conn) { e.ctl.Send(command{op: opResume, c: h.c}) }
 // sink's own callbacks; calls after the first do nothing.
 func (e *Engine) Detach(h *Conn) {
 	if h.c.detachRq.CompareAndSwap(false, true) {
-		e.ctl.Send(command{op: opDetach, c: h.c})
+		e.ctl.Send(command{op: opDetach, c: &h.c})
 	}
 }
 

@@ -40,37 +40,78 @@ type engineSink interface {
 // first asked for, and a write that has to wait for the socket parks in Go's
 // poller through an *os.File made at that moment.
 type Conn struct {
-	fd   int
-	kind uint8    // connTCP or connUnix
-	nc   net.Conn // Wrap (and every Conn on other systems): owns fd
-	g    *group
-	eng  engine
-	att  attachment
-	q    *segq.Queue
-	r    *Reader
-	hs   handlerSink // its sink is what blocking mode hands the engine
-	h    Handler     // nil in blocking mode
+	fd    int
+	nc    net.Conn // Wrap (and every Conn on other systems): owns fd
+	g     *group
+	eng   engine
+	att   attachment
+	q     *segq.Queue
+	r     *Reader
+	hs    handlerSink         // its sink is what blocking mode hands the engine
+	h     Handler             // nil in blocking mode
+	value atomic.Pointer[any] // SetValue
 
 	attached sync.WaitGroup // done once att is set (callbacks may run before)
 	detached sync.WaitGroup // done once the engine let go (Detached)
-	closed   atomic.Bool
-	holds    atomic.Int32 // owner + engine + active flusher; 0 closes the fd
-	endErr   error        // handler mode: how the stream ended (loop only)
-	ended    bool         // handler mode: OnClose delivered (loop only)
+	endErr   error          // handler mode: how the stream ended (loop only)
+	ws       *writeState    // under wmu; made when first needed
+	addrs    *connAddrs     // under amu; bare socket: looked up on first use
 
-	inCallback atomic.Bool // a handler callback of this connection is running
+	closed     atomic.Bool
+	holds      atomic.Int32 // owner + engine + active flusher; 0 closes the fd
+	inCallback atomic.Bool  // a handler callback of this connection is running
+	wmu        sync.Mutex   // the writing side
+	amu        sync.Mutex   // guards addrs; never held while taking wmu
 
-	wmu      sync.Mutex
-	wcond    sync.Cond
-	wf       *os.File // bare socket: made for writes that wait and write deadlines; owns fd then
-	fdClosed bool     // the fd is closed (written under wmu and amu)
-	pending  []byte   // handler writes not yet on the socket
-	flushing bool     // a flusher goroutine owns pending
-	writing  bool     // a Write from outside the loop is in the kernel
-	werr     error    // sticky write error
+	kind     uint8 // connTCP or connUnix
+	ended    bool  // handler mode: OnClose delivered (loop only)
+	fdClosed bool  // the fd is closed (written under wmu and amu)
+	flushing bool  // a flusher goroutine owns ws.pending
+	writing  bool  // a Write from outside the loop is in the kernel
+}
 
-	amu   sync.Mutex // guards addrs; never held while taking wmu
-	addrs *connAddrs // bare socket: looked up on first use
+// writeState is the part of a Conn's writing side that most connections
+// never need: made under wmu by the first write that has to wait, queue or
+// fail, or by a write deadline.
+type writeState struct {
+	cond    sync.Cond // L is the Conn's wmu: writing and flushing changed
+	wf      *os.File  // bare socket: made for writes that wait and write deadlines; owns fd then
+	pending []byte    // handler writes not yet on the socket
+	err     error     // sticky write error
+}
+
+// wsLocked returns c.ws, making it first; wmu is held.
+func (c *Conn) wsLocked() *writeState {
+	if c.ws == nil {
+		c.ws = &writeState{}
+		c.ws.cond.L = &c.wmu
+	}
+	return c.ws
+}
+
+// wfLocked returns the poller's file of a bare socket, nil if not made;
+// wmu is held.
+func (c *Conn) wfLocked() *os.File {
+	if c.ws == nil {
+		return nil
+	}
+	return c.ws.wf
+}
+
+// werrLocked returns the sticky write error; wmu is held.
+func (c *Conn) werrLocked() error {
+	if c.ws == nil {
+		return nil
+	}
+	return c.ws.err
+}
+
+// wakeWritersLocked tells waiters that writing, flushing or the file
+// changed; wmu is held. Waiters make ws before they wait.
+func (c *Conn) wakeWritersLocked() {
+	if c.ws != nil {
+		c.ws.cond.Broadcast()
+	}
 }
 
 // Kinds of socket a Conn reads.
@@ -151,26 +192,16 @@ func (s *sink) Starved() {
 // The Conn takes one reference on g. On error the caller still owns fd and
 // nc.
 func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*Conn, error) {
-	e := g.pick()
+	i := g.pick()
+	e := g.engines[i]
 	c := &Conn{nc: nc, fd: fd, kind: kind, g: g, eng: e, h: h}
 	c.attached.Add(1)
 	c.detached.Add(1)
-	c.wcond.L = &c.wmu
 	c.hs.c = c
-	c.q = segq.New(segq.Config{
-		Arena:     e.arena(),
-		Limit:     g.qlimit,
-		MaxBlocks: max(2, e.arena().Len()/8),
-		Spiller:   e.spiller(),
-		OnRelease: e.releaser(),
-		OnResume:  c.resume,
-	})
-	c.r = newQueueReader(c.q)
+	c.q = new(segq.Queue)
+	c.q.Init(g.queues[i], &c.hs.sink)
+	c.r = newQueueReader(c.q, o)
 	c.r.guarded = true
-	c.r.baseCtx = o.ctx
-	if o.maxLine > 0 && o.maxLine < c.r.maxLine {
-		c.r.maxLine = o.maxLine
-	}
 	var s engineSink = &c.hs.sink
 	if h != nil {
 		c.r.SetNonBlocking(true)
@@ -189,11 +220,12 @@ func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*C
 	return c, nil
 }
 
-// resume is the queue's OnResume: the reader caught up.
-func (c *Conn) resume() {
+// Resume is the queue's Resumer: the reader caught up.
+func (s *sink) Resume() {
+	c := s.c
 	c.attached.Wait()
 	if c.att != nil {
-		c.att.resume()
+		c.att.Resume()
 	}
 }
 
@@ -201,6 +233,20 @@ func (c *Conn) resume() {
 // goroutine at a time; in handler mode, to the handler's callbacks. Views it
 // hands out point into the engine's arena and follow the Reader's rules.
 func (c *Conn) Reader() *Reader { return c.r }
+
+// SetValue attaches v to the connection: state of the caller's own (a
+// handler's per-connection session, say) found again with Value, with no
+// map from connections to state. The Conn only keeps v; it never looks
+// inside it. Safe for concurrent use.
+func (c *Conn) SetValue(v any) { c.value.Store(&v) }
+
+// Value returns what SetValue last attached, nil if nothing.
+func (c *Conn) Value() any {
+	if p := c.value.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Engine reports which engine reads this connection and why it was chosen.
 func (c *Conn) Engine() EngineInfo { return c.g.info }
@@ -237,26 +283,26 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	for c.flushing || c.writing {
-		c.wcond.Wait()
+		c.wsLocked().cond.Wait()
 	}
-	if err := c.werr; err != nil {
+	if err := c.werrLocked(); err != nil {
 		c.wmu.Unlock()
 		return 0, err
 	}
 	c.writing = true
-	wf := c.wf
+	wf := c.wfLocked()
 	c.wmu.Unlock()
 	n, err := c.writeWait(wf, p)
 	c.wmu.Lock()
 	c.writing = false
-	c.wcond.Broadcast()
+	c.wakeWritersLocked()
 	c.wmu.Unlock()
 	return n, err
 }
 
 // writeWait writes all of p, waiting for the socket as needed. The caller
-// owns the writing side (writing or flushing is set). wf is c.wf as read
-// under wmu.
+// owns the writing side (writing or flushing is set). wf is the poller's
+// file as read under wmu.
 func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
 	if c.nc != nil {
 		return c.nc.Write(p)
@@ -292,32 +338,35 @@ func (c *Conn) fileLocked() (*os.File, error) {
 	if c.fdClosed {
 		return nil, net.ErrClosed
 	}
-	if c.wf == nil {
+	ws := c.wsLocked()
+	if ws.wf == nil {
 		// The fd is non-blocking, so the file is registered with the poller.
-		c.wf = os.NewFile(uintptr(c.fd), "")
-		c.wcond.Broadcast() // a drop waiting for a raw write may close wf now
+		ws.wf = os.NewFile(uintptr(c.fd), "")
+		ws.cond.Broadcast() // a drop waiting for a raw write may close wf now
 	}
-	return c.wf, nil
+	return ws.wf, nil
 }
 
 func (c *Conn) writeOnLoop(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil {
-		return 0, c.werr
+	if err := c.werrLocked(); err != nil {
+		return 0, err
 	}
 	if !c.flushing && !c.writing {
 		n, err := writeNow(c.fd, p)
 		if err != nil {
-			c.werr = c.opErr("write", err)
-			return n, c.werr
+			ws := c.wsLocked()
+			ws.err = c.opErr("write", err)
+			return n, ws.err
 		}
 		if n == len(p) {
 			return n, nil
 		}
 		p = p[n:]
 	}
-	c.pending = append(c.pending, p...)
+	ws := c.wsLocked()
+	ws.pending = append(ws.pending, p...)
 	if !c.flushing {
 		c.flushing = true
 		c.holds.Add(1)
@@ -330,25 +379,26 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 func (c *Conn) flush() {
 	var buf []byte
 	c.wmu.Lock()
+	ws := c.wsLocked() // made by writeOnLoop already
 	for {
 		for c.writing {
-			c.wcond.Wait()
+			ws.cond.Wait()
 		}
-		if len(c.pending) == 0 || c.werr != nil {
+		if len(ws.pending) == 0 || ws.err != nil {
 			break
 		}
-		buf, c.pending = c.pending, buf[:0]
-		wf := c.wf
+		buf, ws.pending = ws.pending, buf[:0]
+		wf := ws.wf
 		c.wmu.Unlock()
 		_, err := c.writeWait(wf, buf)
 		c.wmu.Lock()
 		if err != nil {
-			c.werr = err
+			ws.err = err
 		}
 	}
-	c.pending = nil
+	ws.pending = nil
 	c.flushing = false
-	c.wcond.Broadcast()
+	ws.cond.Broadcast()
 	c.wmu.Unlock()
 	c.drop()
 }
@@ -365,7 +415,7 @@ func (c *Conn) Close() error {
 	}
 	c.q.Close()
 	c.attached.Wait() // a callback may run before adopt has the handle
-	c.att.detach()
+	c.att.Detach()
 	if c.h == nil {
 		c.r.shutdown()
 	}
@@ -387,13 +437,13 @@ func (c *Conn) drop() {
 		return
 	}
 	c.wmu.Lock()
-	for c.writing && c.nc == nil && c.wf == nil {
+	for c.writing && c.nc == nil && c.wfLocked() == nil {
 		// A Write outside the loop may be in write(2) on the bare fd, which
 		// nothing reference-counts: closing now could let the number be
 		// reused and the write land on another file. It does not wait long
 		// (the fd is non-blocking); past that it parks in wf, which is safe
 		// to close under it.
-		c.wcond.Wait()
+		c.wsLocked().cond.Wait()
 	}
 	c.amu.Lock()
 	c.fdClosed = true
@@ -401,8 +451,8 @@ func (c *Conn) drop() {
 	switch {
 	case c.nc != nil:
 		_ = c.nc.Close()
-	case c.wf != nil:
-		_ = c.wf.Close()
+	case c.wfLocked() != nil:
+		_ = c.ws.wf.Close()
 	default:
 		_ = unix.Close(c.fd)
 	}

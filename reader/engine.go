@@ -189,8 +189,8 @@ type engine interface {
 
 // attachment is an engine's handle on one connection.
 type attachment interface {
-	resume()
-	detach()
+	Resume()
+	Detach()
 }
 
 // Default engine settings.
@@ -210,6 +210,7 @@ const (
 type group struct {
 	info    EngineInfo
 	engines []engine
+	queues  []*segq.Shared // the queue settings of engines[i]'s connections
 	next    atomic.Uint32
 	refs    atomic.Int64
 	qlimit  int
@@ -255,6 +256,13 @@ func newGroup(o *engineOptions) (*group, error) {
 			return nil, err
 		}
 		g.engines = append(g.engines, e)
+		g.queues = append(g.queues, segq.NewShared(segq.Config{
+			Arena:     a,
+			Limit:     qlimit,
+			MaxBlocks: max(2, a.Len()/8),
+			Spiller:   e.spiller(),
+			OnRelease: e.releaser(),
+		}))
 	}
 	g.refs.Store(1)
 	return g, nil
@@ -271,9 +279,10 @@ func newEngine(name string, a *arena.Arena) (engine, error) {
 	return newFallbackEngine(a)
 }
 
-// pick returns the engine for the next connection (round robin).
-func (g *group) pick() engine {
-	return g.engines[int(g.next.Add(1)-1)%len(g.engines)]
+// pick returns the index of the engine for the next connection (round
+// robin).
+func (g *group) pick() int {
+	return int(g.next.Add(1)-1) % len(g.engines)
 }
 
 func (g *group) retain() { g.refs.Add(1) }

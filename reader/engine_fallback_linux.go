@@ -22,14 +22,6 @@ type epollEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-type epollAttachment struct {
-	e *fallback.Engine
-	h *fallback.Conn
-}
-
-func (x epollAttachment) resume() { x.e.Resume(x.h) }
-func (x epollAttachment) detach() { x.e.Detach(x.h) }
-
 func newFallbackEngine(a *arena.Arena) (engine, error) {
 	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a)})
 	if err != nil {
@@ -45,7 +37,7 @@ func (x *epollEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 	if err != nil {
 		return nil, err
 	}
-	return epollAttachment{x.e, h}, nil
+	return h, nil
 }
 
 func (x *epollEngine) arena() *arena.Arena { return x.a }

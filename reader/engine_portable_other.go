@@ -111,14 +111,14 @@ func (c *portableConn) run() {
 	}
 }
 
-func (c *portableConn) resume() {
+func (c *portableConn) Resume() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (c *portableConn) detach() {
+func (c *portableConn) Detach() {
 	c.once.Do(func() {
 		close(c.stop)
 		// A Read in progress returns once the owner closes nc after
@@ -154,7 +154,7 @@ func (e *portableEngine) close() error {
 	}
 	e.mu.Unlock()
 	for _, c := range conns {
-		c.detach()
+		c.Detach()
 	}
 	e.wg.Wait()
 	return e.a.Close()

@@ -32,14 +32,6 @@ type uringEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-type uringAttachment struct {
-	e *ring.Engine
-	h *ring.EngineConn
-}
-
-func (x uringAttachment) resume() { x.e.Resume(x.h) }
-func (x uringAttachment) detach() { x.e.Detach(x.h) }
-
 func newUringEngine(a *arena.Arena) (engine, error) {
 	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a)})
 	if err != nil {
@@ -55,7 +47,7 @@ func (x *uringEngine) attach(_ net.Conn, fd int, s engineSink) (attachment, erro
 	if err != nil {
 		return nil, err
 	}
-	return uringAttachment{x.e, h}, nil
+	return h, nil
 }
 
 func (x *uringEngine) arena() *arena.Arena { return x.a }

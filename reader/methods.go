@@ -142,8 +142,9 @@ func (r *Reader) UnreadByte() error {
 }
 
 // fixed waits for k bytes and returns them as one slice, valid until the next
-// call that consumes (see contiguous).
-func (r *Reader) fixed(k int) ([]byte, error) {
+// call that consumes (see contiguous); tmp is where they are gathered when
+// they straddle segments.
+func (r *Reader) fixed(k int, tmp *[8]byte) ([]byte, error) {
 	if err := r.begin(); err != nil {
 		return nil, err
 	}
@@ -151,14 +152,15 @@ func (r *Reader) fixed(k int) ([]byte, error) {
 	if err := r.ensure(k); err != nil {
 		return nil, err
 	}
-	return r.contiguous(k), nil
+	return r.contiguous(k, tmp), nil
 }
 
 // ReadUint16BE consumes a big-endian uint16. If the stream ends first it
 // returns io.ErrUnexpectedEOF (io.EOF with nothing buffered) and consumes
 // nothing; so do the other fixed-size readers.
 func (r *Reader) ReadUint16BE() (uint16, error) {
-	b, err := r.fixed(2)
+	var tmp [8]byte
+	b, err := r.fixed(2, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -169,7 +171,8 @@ func (r *Reader) ReadUint16BE() (uint16, error) {
 
 // ReadUint16LE consumes a little-endian uint16.
 func (r *Reader) ReadUint16LE() (uint16, error) {
-	b, err := r.fixed(2)
+	var tmp [8]byte
+	b, err := r.fixed(2, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +183,8 @@ func (r *Reader) ReadUint16LE() (uint16, error) {
 
 // ReadUint32BE consumes a big-endian uint32.
 func (r *Reader) ReadUint32BE() (uint32, error) {
-	b, err := r.fixed(4)
+	var tmp [8]byte
+	b, err := r.fixed(4, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -191,7 +195,8 @@ func (r *Reader) ReadUint32BE() (uint32, error) {
 
 // ReadUint32LE consumes a little-endian uint32.
 func (r *Reader) ReadUint32LE() (uint32, error) {
-	b, err := r.fixed(4)
+	var tmp [8]byte
+	b, err := r.fixed(4, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -202,7 +207,8 @@ func (r *Reader) ReadUint32LE() (uint32, error) {
 
 // ReadUint64BE consumes a big-endian uint64.
 func (r *Reader) ReadUint64BE() (uint64, error) {
-	b, err := r.fixed(8)
+	var tmp [8]byte
+	b, err := r.fixed(8, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -213,7 +219,8 @@ func (r *Reader) ReadUint64BE() (uint64, error) {
 
 // ReadUint64LE consumes a little-endian uint64.
 func (r *Reader) ReadUint64LE() (uint64, error) {
-	b, err := r.fixed(8)
+	var tmp [8]byte
+	b, err := r.fixed(8, &tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -398,10 +405,12 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 				return written, err
 			}
 		}
-		r.nb = r.viewsOf(r.n)
-		m, err := r.nb.WriteTo(w)
+		// WriteTo consumes the Buffers it is called on: r.views, which
+		// is r's own, so no copy of the slice header escapes.
+		v := r.viewsOf(r.n)
+		m, err := r.views.WriteTo(w)
+		r.views = v
 		clear(r.views)
-		r.nb = nil
 		r.consume(int(m))
 		written += m
 		if err != nil {

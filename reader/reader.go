@@ -74,27 +74,26 @@ type Reader struct {
 	// called directly on the fill path.
 	pull *pullSource
 
-	limit       int
-	maxLine     int
+	limit   int
+	maxLine int
+	baseCtx context.Context
+	ctx     context.Context // the context of the current wait
+	scan    int             // bytes known to hold no scanDelim (ReadSlice, ReadLine)
+
+	views net.Buffers // scratch for callbacks and WriteTo
+
+	// gs hands the final release of a guarded Reader to whichever side
+	// finishes last (guard.go).
+	gs atomic.Int32
+
 	nonBlocking bool
-	baseCtx     context.Context
-	ctx         context.Context // the context of the current wait
-
-	scan      int  // bytes known to hold no scanDelim (ReadSlice, ReadLine)
-	scanDelim byte // the delimiter scan is about
-	lag       bool // ReadByte consumed the head's last byte and left it in place
-	unread    bool // the last call was a successful ReadByte
-	closed    bool
-
-	views [][]byte    // scratch for callbacks
-	nb    net.Buffers // scratch for WriteTo
-	tmp   [16]byte    // gathers integers that straddle segments
-
+	scanDelim   byte // the delimiter scan is about
+	lag         bool // ReadByte consumed the head's last byte and left it in place
+	unread      bool // the last call was a successful ReadByte
+	closed      bool
 	// guarded: the Reader belongs to an engine's connection, whose Close may
-	// come from another goroutine while a call is in progress; gs then
-	// hands the final release to whichever side finishes last (guard.go).
+	// come from another goroutine while a call is in progress.
 	guarded bool
-	gs      atomic.Int32
 }
 
 // NewReader returns a Reader that fills arena blocks from rd, reading on the
@@ -127,22 +126,18 @@ func NewReader(rd io.Reader, opts ...Option) (*Reader, error) {
 	if p.a.Len() == 1 {
 		p.lim = 1 // one block: the head may sit at its last byte
 	}
-	r := newReader(p, p.a, o)
+	r := newReader(p, p.a, &o)
 	r.pull = p
 	return r, nil
 }
 
 // newQueueReader returns a Reader over an engine's queue; the Reader becomes
 // the queue's consumer.
-func newQueueReader(q *segq.Queue, opts ...Option) *Reader {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+func newQueueReader(q *segq.Queue, o *options) *Reader {
 	return newReader(newQueueSource(q), q.Arena(), o)
 }
 
-func newReader(src source, a *arena.Arena, o options) *Reader {
+func newReader(src source, a *arena.Arena, o *options) *Reader {
 	r := &Reader{src: src, a: a, limit: src.limit(), baseCtx: o.ctx}
 	if o.limit > 0 && o.limit < r.limit {
 		r.limit = o.limit
@@ -223,7 +218,6 @@ func (r *Reader) closeNow() error {
 	}
 	r.n, r.off, r.hv = 0, 0, nil
 	clear(r.views[:cap(r.views)])
-	clear(r.nb[:cap(r.nb)])
 	return r.src.close()
 }
 
@@ -378,7 +372,7 @@ func (r *Reader) endErr(err error) error {
 }
 
 // viewsOf returns scratch views of the next k buffered bytes (k <= r.n).
-func (r *Reader) viewsOf(k int) [][]byte {
+func (r *Reader) viewsOf(k int) net.Buffers {
 	v := r.views[:0]
 	off := r.off
 	for i := r.h; k > 0; i++ {
@@ -398,19 +392,19 @@ func (r *Reader) viewsOf(k int) [][]byte {
 // head returns the unconsumed part of the head segment.
 func (r *Reader) head() []byte { return r.hv }
 
-// contiguous returns the next k buffered bytes (k <= r.n, k <= len(r.tmp))
-// as one slice: a view when they lie in one segment, else a copy in r.tmp.
-func (r *Reader) contiguous(k int) []byte {
+// contiguous returns the next k buffered bytes (k <= r.n, k <= len(tmp)) as
+// one slice: a view when they lie in one segment, else a copy in tmp.
+func (r *Reader) contiguous(k int, tmp *[8]byte) []byte {
 	if b := r.head(); len(b) >= k {
 		return b[:k]
 	}
 	got := 0
 	off := r.off
 	for i := r.h; got < k; i++ {
-		got += copy(r.tmp[got:k], r.segs[i].Bytes(r.a)[off:])
+		got += copy(tmp[got:k], r.segs[i].Bytes(r.a)[off:])
 		off = 0
 	}
-	return r.tmp[:k]
+	return tmp[:k]
 }
 
 // byteAt returns buffered byte i (i < r.n).

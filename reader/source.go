@@ -44,19 +44,18 @@ var (
 	_ source = (*pullSource)(nil)
 )
 
-// queueSource reads an engine's segq.Queue.
-type queueSource struct {
-	q   *segq.Queue
-	rel func(arena.Ref)
-}
+// queueSource reads an engine's segq.Queue: the queue itself under another
+// type, so that a Reader's source costs no allocation of its own.
+type queueSource segq.Queue
 
-func newQueueSource(q *segq.Queue) *queueSource {
-	return &queueSource{q: q, rel: q.Release}
-}
+func newQueueSource(q *segq.Queue) *queueSource { return (*queueSource)(q) }
+
+// q returns the queue s is.
+func (s *queueSource) q() *segq.Queue { return (*segq.Queue)(s) }
 
 func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking bool, _ int) ([]segq.Segment, int, error) {
 	before := len(segs)
-	segs, err := s.q.Take(ctx, segs, nonBlocking)
+	segs, err := s.q().Take(ctx, segs, nonBlocking)
 	switch {
 	case err == nil:
 		added := 0
@@ -74,7 +73,7 @@ func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking
 
 func (s *queueSource) poll(segs []segq.Segment) ([]segq.Segment, int) {
 	before := len(segs)
-	segs = s.q.Poll(segs)
+	segs = s.q().Poll(segs)
 	added := 0
 	for _, sg := range segs[before:] {
 		added += int(sg.Len)
@@ -82,11 +81,11 @@ func (s *queueSource) poll(segs []segq.Segment) ([]segq.Segment, int) {
 	return segs, added
 }
 
-func (s *queueSource) done(sg segq.Segment)      { s.q.Done(sg) }
-func (s *queueSource) releaser() func(arena.Ref) { return s.rel }
-func (s *queueSource) limit() int                { return s.q.Limit() }
-func (s *queueSource) setDeadline(t time.Time)   { s.q.SetDeadline(t) }
-func (s *queueSource) close() error              { s.q.Close(); return nil }
+func (s *queueSource) done(sg segq.Segment)      { s.q().Done(sg) }
+func (s *queueSource) releaser() func(arena.Ref) { return s.q().Releaser() }
+func (s *queueSource) limit() int                { return s.q().Limit() }
+func (s *queueSource) setDeadline(t time.Time)   { s.q().SetDeadline(t) }
+func (s *queueSource) close() error              { s.q().Close(); return nil }
 
 // maxEmptyReads bounds the (0, nil) reads tolerated from an io.Reader before
 // giving up with io.ErrNoProgress, as bufio does.

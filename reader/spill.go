@@ -15,7 +15,7 @@ func (r *Reader) spill() {
 	if !ok || r.n == 0 {
 		return
 	}
-	sp := qs.q.Spiller()
+	sp := qs.q().Spiller()
 	if sp == nil {
 		return
 	}
@@ -28,7 +28,7 @@ func (r *Reader) spill() {
 	for r.h < len(r.segs) {
 		r.pop() // gives back the old segments and their pending bytes
 	}
-	qs.q.Adopt(n) // the spilled copy is pending instead
+	qs.q().Adopt(n) // the spilled copy is pending instead
 	r.segs = append(r.segs[:0], out[0])
 	r.h, r.off, r.n = 0, 0, n
 	r.setHead()

@@ -20,7 +20,7 @@ func TestSpillFreesSharedBlocks(t *testing.T) {
 	require.NoError(t, err)
 	sp := segq.NewSpiller(a)
 	q := segq.New(segq.Config{Arena: a, Spiller: sp})
-	r := newQueueReader(q)
+	r := newQueueReader(q, &options{})
 	r.guarded = true
 
 	// Two blocks that other connections also hold (one extra reference each).

@@ -180,7 +180,18 @@ func (e *Engine) Stats() EngineStats {
 }
 
 // EngineConn is an attached connection: the handle for Resume and Detach.
-type EngineConn struct{ c *econn }
+// It holds the engine's state of the connection, so that attaching costs
+// one allocation.
+type EngineConn struct {
+	e *Engine
+	c econn
+}
+
+// Resume is e.Resume(h) for the engine h is attached to.
+func (h *EngineConn) Resume() { h.e.Resume(h) }
+
+// Detach is e.Detach(h) for the engine h is attached to.
+func (h *EngineConn) Detach() { h.e.Detach(h) }
 
 // NewEngine starts an engine over cfg.Arena. It fails with an error
 // wrapping ErrUnsupported where io_uring, buffer rings or multishot receive
@@ -231,7 +242,8 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	if fd < 0 {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, unix.EBADF)
 	}
-	c := &econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}
+	h := &EngineConn{e: e, c: econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}}
+	c := &h.c
 	c.opener, _ = sink.(Opener)
 	slot, ok := e.slots.Add(c)
 	if !ok {
@@ -239,18 +251,18 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	}
 	c.slot = slot
 	e.ctl.QueueLocked(ecommand{op: eopAttach, c: c})
-	return &EngineConn{c: c}, nil
+	return h, nil
 }
 
 // Resume arms a paused connection again. Any goroutine, any number of times.
-func (e *Engine) Resume(h *EngineConn) { e.ctl.Send(ecommand{op: eopResume, c: h.c}) }
+func (e *Engine) Resume(h *EngineConn) { e.ctl.Send(ecommand{op: eopResume, c: &h.c}) }
 
 // Detach stops receiving on a connection; the loop cancels its receive and,
 // once the kernel has let go, calls the sink's Detached. Calls after the
 // first do nothing.
 func (e *Engine) Detach(h *EngineConn) {
 	if h.c.detachRq.CompareAndSwap(false, true) {
-		e.ctl.Send(ecommand{op: eopDetach, c: h.c})
+		e.ctl.Send(ecommand{op: eopDetach, c: &h.c})
 	}
 }
 

@@ -82,13 +82,8 @@ type Config struct {
 // Release are safe to call from any goroutine; Take, Done and Close belong to
 // the consumer.
 type Queue struct {
-	a         *arena.Arena
-	limit     int64
-	low       int64
-	maxRuns   int64
-	spill     *Spiller
-	onRelease func(arena.Ref)
-	onResume  func()
+	sh     *Shared
+	resume Resumer // nil: nobody to tell
 
 	pending  atomic.Int64  // bytes pushed and not yet given back
 	runs     atomic.Int64  // runs pushed and not yet given back
@@ -96,22 +91,58 @@ type Queue struct {
 	lastDone atomic.Uint64 // block of the last segment given back, packed
 	paused   atomic.Bool   // Push told the producer to pause
 
-	mu       sync.Mutex
-	segs     []Segment // queued, oldest first
-	end      error     // set by Finish
-	closed   bool
-	nudged   bool // Nudge was called; the next blocking Take says so
-	deadline time.Time
-	// notify (capacity 1) says "look again" to a waiting consumer. It is
-	// made by the first Take that waits, so a queue whose consumer never
-	// waits (handler mode) has none.
-	notify chan struct{}
-
-	timer *time.Timer // consumer only
+	// Under mu:
+	closed  bool
+	nudged  bool  // Nudge was called; the next blocking Take says so
+	waiting uint8 // how the consumer waits, if it does (waitCond, waitChan)
+	mu      sync.Mutex
+	segs    []Segment // queued, oldest first
+	end     error     // set by Finish
+	// cond (L is mu) is where a consumer waits with no deadline and no
+	// context: the shallowest wait (the goroutine parked there fits in the
+	// smallest stack). Made by the first such wait.
+	cond *sync.Cond
+	// tw is what a wait with a deadline or a context needs; made by the
+	// first such wait or SetDeadline, so most queues never have one.
+	tw *timedWait
 }
 
-// New returns an empty queue. It panics if cfg.Arena is nil.
-func New(cfg Config) *Queue {
+// How a consumer waits (Queue.waiting).
+const (
+	waitCond uint8 = 1 + iota // in cond.Wait
+	waitChan                  // in a select on tw.notify
+)
+
+// timedWait is the state of waits with a deadline or a context.
+type timedWait struct {
+	deadline time.Time
+	notify   chan struct{} // capacity 1: "look again"
+	timer    *time.Timer   // consumer only
+}
+
+// Resumer is told that a paused producer may go on (see Config.OnResume).
+type Resumer interface{ Resume() }
+
+// resumeFunc adapts a func to Resumer; a func is one word, so the
+// conversion allocates nothing.
+type resumeFunc func()
+
+func (f resumeFunc) Resume() { f() }
+
+// Shared is the part of a queue's configuration that many queues share
+// (every connection of one engine): made once by NewShared.
+type Shared struct {
+	a       *arena.Arena
+	limit   int64
+	low     int64
+	maxRuns int64
+	spill   *Spiller
+	release func(arena.Ref) // Config.OnRelease, else the arena's Release
+}
+
+// NewShared checks cfg and returns its shared part (cfg.OnResume, which is
+// each queue's own, is left out). It panics if cfg.Arena is nil.
+func NewShared(cfg Config) *Shared {
 	if cfg.Arena == nil {
 		panic("zcio/segq: config has no arena")
 	}
@@ -119,22 +150,43 @@ func New(cfg Config) *Queue {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	return &Queue{
-		a:         cfg.Arena,
-		limit:     limit,
-		low:       limit / 2,
-		maxRuns:   int64(cfg.MaxBlocks),
-		spill:     cfg.Spiller,
-		onRelease: cfg.OnRelease,
-		onResume:  cfg.OnResume,
+	release := cfg.OnRelease
+	if release == nil {
+		release = cfg.Arena.Release
+	}
+	return &Shared{
+		a:       cfg.Arena,
+		limit:   limit,
+		low:     limit / 2,
+		maxRuns: int64(cfg.MaxBlocks),
+		spill:   cfg.Spiller,
+		release: release,
 	}
 }
 
+// New returns an empty queue. It panics if cfg.Arena is nil.
+func New(cfg Config) *Queue {
+	q := new(Queue)
+	var r Resumer
+	if cfg.OnResume != nil {
+		r = resumeFunc(cfg.OnResume)
+	}
+	q.Init(NewShared(cfg), r)
+	return q
+}
+
+// Init makes q, a zero Queue (one embedded in a larger object, say), an
+// empty queue configured by sh, which telling r (nil: nobody) when a paused
+// producer may go on. It must be called once, before any other method.
+func (q *Queue) Init(sh *Shared, r Resumer) {
+	q.sh, q.resume = sh, r
+}
+
 // Arena returns the arena that owns the queued blocks.
-func (q *Queue) Arena() *arena.Arena { return q.a }
+func (q *Queue) Arena() *arena.Arena { return q.sh.a }
 
 // Limit returns the cap on queued bytes.
-func (q *Queue) Limit() int { return int(q.limit) }
+func (q *Queue) Limit() int { return int(q.sh.limit) }
 
 // Pending returns the bytes pushed and not yet given back by the consumer
 // (queued, or taken and not yet consumed).
@@ -144,7 +196,8 @@ func (q *Queue) Pending() int { return int(q.pending.Load()) }
 // the queue (and make Push ask the producer to pause). A producer whose
 // consumer runs on its own goroutine (handler mode) lets it consume first.
 func (q *Queue) WouldPause(n int) bool {
-	return q.pending.Load()+int64(n) >= q.limit || (q.maxRuns > 0 && q.runs.Load()+1 >= q.maxRuns)
+	sh := q.sh
+	return q.pending.Load()+int64(n) >= sh.limit || (sh.maxRuns > 0 && q.runs.Load()+1 >= sh.maxRuns)
 }
 
 // Push appends s, whose block reference the queue now owns. It returns true
@@ -155,8 +208,9 @@ func (q *Queue) WouldPause(n int) bool {
 // block: that is a bug in the producer. It never blocks, and allocates only
 // when the queue outgrows its largest backlog so far.
 func (q *Queue) Push(s Segment) (pause bool) {
-	if int(s.Off)+int(s.Len) > q.a.BlockSize() {
-		panic(fmt.Sprintf("zcio/segq: push %v: bytes [%d, %d) outside a %d-byte block", s.Ref, s.Off, s.Off+s.Len, q.a.BlockSize()))
+	sh := q.sh
+	if int(s.Off)+int(s.Len) > sh.a.BlockSize() {
+		panic(fmt.Sprintf("zcio/segq: push %v: bytes [%d, %d) outside a %d-byte block", s.Ref, s.Off, s.Off+s.Len, sh.a.BlockSize()))
 	}
 	q.mu.Lock()
 	if q.closed || q.end != nil {
@@ -178,7 +232,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	if run {
 		runs = q.runs.Add(1)
 	}
-	full := p >= q.limit || (q.maxRuns > 0 && runs >= q.maxRuns)
+	full := p >= sh.limit || (sh.maxRuns > 0 && runs >= sh.maxRuns)
 	if full {
 		// Under the lock, so that a consumer finding the queue empty
 		// afterwards sees the pause and lifts it (see Take).
@@ -203,7 +257,8 @@ func (q *Queue) Push(s Segment) (pause bool) {
 // drained reports whether a paused producer may go on: the queued bytes
 // fell to half the limit and the runs to half their bound.
 func (q *Queue) drained() bool {
-	return q.pending.Load() <= q.low && (q.maxRuns == 0 || q.runs.Load() <= q.maxRuns/2)
+	sh := q.sh
+	return q.pending.Load() <= sh.low && (sh.maxRuns == 0 || q.runs.Load() <= sh.maxRuns/2)
 }
 
 // Finish ends the stream after the segments already queued: err nil means
@@ -225,7 +280,9 @@ func (q *Queue) Finish(err error) {
 // waiting sees the new deadline at once.
 func (q *Queue) SetDeadline(t time.Time) {
 	q.mu.Lock()
-	q.deadline = t
+	if q.tw != nil || !t.IsZero() {
+		q.timedLocked().deadline = t
+	}
 	q.wakeLocked()
 	q.mu.Unlock()
 }
@@ -247,7 +304,11 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			q.mu.Unlock()
 			return dst, nil
 		}
-		end, closed, deadline := q.end, q.closed, q.deadline
+		end, closed := q.end, q.closed
+		var deadline time.Time
+		if q.tw != nil {
+			deadline = q.tw.deadline
+		}
 		nudged := q.nudged && !nonBlocking
 		if nudged {
 			q.nudged = false
@@ -257,14 +318,26 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		// consumed segment would wait forever. Read under the lock that
 		// Push sets paused under, so no pause slips in unseen.
 		lift := end == nil && !closed && q.paused.CompareAndSwap(true, false)
+		// The consumer says how it will wait under the lock the producers
+		// wake under, so no wake-up is missed between this look and the
+		// wait. Nothing waits when the look ends the call.
+		plain := ctx == nil && deadline.IsZero()
+		waits := !nonBlocking && !nudged && !closed && end == nil
 		var notify chan struct{}
-		if !nonBlocking {
-			// Made under the lock the producers wake under, so no wake-up
-			// is missed between this look and the wait.
-			if q.notify == nil {
-				q.notify = make(chan struct{}, 1)
+		switch {
+		case !waits:
+		case plain:
+			q.waiting = waitCond
+			if q.cond == nil {
+				q.cond = sync.NewCond(&q.mu)
 			}
-			notify = q.notify
+		default:
+			q.waiting = waitChan
+			tw := q.timedLocked()
+			if tw.notify == nil {
+				tw.notify = make(chan struct{}, 1)
+			}
+			notify = tw.notify
 		}
 		q.mu.Unlock()
 		switch {
@@ -273,8 +346,8 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		case end != nil:
 			return dst, end
 		}
-		if lift && q.onResume != nil {
-			q.onResume()
+		if lift && q.resume != nil {
+			q.resume.Resume()
 		}
 		if nonBlocking {
 			return dst, ErrWouldBlock
@@ -282,13 +355,23 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		if nudged {
 			return dst, ErrNudged
 		}
-		if ctx == nil && deadline.IsZero() {
+		if plain {
 			// The common wait, kept shallow: a goroutine parked here fits
-			// in the smallest stack, where the select below would not.
-			<-notify
+			// in the smallest stack. A wake-up since the look above has
+			// cleared waiting.
+			q.mu.Lock()
+			for q.waiting == waitCond {
+				q.cond.Wait()
+			}
+			q.mu.Unlock()
 			continue
 		}
 		if err := q.wait(ctx, deadline, notify); err != nil {
+			q.mu.Lock()
+			if q.waiting == waitChan {
+				q.waiting = 0
+			}
+			q.mu.Unlock()
 			return dst, err
 		}
 	}
@@ -321,13 +404,14 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan stru
 		if d <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		if q.timer == nil {
-			q.timer = time.NewTimer(d)
+		tw := q.tw // made by Take under mu before this wait
+		if tw.timer == nil {
+			tw.timer = time.NewTimer(d)
 		} else {
-			q.timer.Reset(d)
+			tw.timer.Reset(d)
 		}
-		defer q.timer.Stop()
-		expired = q.timer.C
+		defer tw.timer.Stop()
+		expired = tw.timer.C
 	}
 	select {
 	case <-notify:
@@ -341,12 +425,26 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan stru
 
 // wakeLocked tells a waiting consumer to look again; mu is held.
 func (q *Queue) wakeLocked() {
-	if q.notify != nil {
+	switch q.waiting {
+	case waitCond:
+		q.waiting = 0
+		q.cond.Signal()
+	case waitChan:
+		q.waiting = 0
 		select {
-		case q.notify <- struct{}{}:
+		case q.tw.notify <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// timedLocked returns the queue's timedWait, making it on first use; mu is
+// held.
+func (q *Queue) timedLocked() *timedWait {
+	if q.tw == nil {
+		q.tw = new(timedWait)
+	}
+	return q.tw
 }
 
 // Done gives back a segment the consumer has finished with: its bytes leave
@@ -362,9 +460,9 @@ func (q *Queue) Done(s Segment) {
 	q.Release(s.Ref)
 	// Look at pending again: since Add, the producer may have filled up and
 	// paused anew, and that pause is not this give-back's to lift.
-	if p <= q.low && q.paused.Load() && q.drained() &&
-		q.paused.CompareAndSwap(true, false) && q.onResume != nil {
-		q.onResume()
+	if p <= q.sh.low && q.paused.Load() && q.drained() &&
+		q.paused.CompareAndSwap(true, false) && q.resume != nil {
+		q.resume.Resume()
 	}
 }
 
@@ -373,11 +471,7 @@ func (q *Queue) Done(s Segment) {
 // callback). It goes through Config.OnRelease when set, else Arena.Release.
 // Safe for concurrent use.
 func (q *Queue) Release(r arena.Ref) {
-	if q.onRelease != nil {
-		q.onRelease(r)
-		return
-	}
-	q.a.Release(r)
+	q.sh.release(r)
 }
 
 // Close is the consumer's end: every queued segment is given back, a waiting
@@ -399,6 +493,11 @@ func (q *Queue) Close() {
 		q.Done(s)
 	}
 }
+
+// Releaser returns the function Release gives references back through
+// (Config.OnRelease, else the arena's Release): the same func value for
+// every queue of one Shared, so taking it allocates nothing.
+func (q *Queue) Releaser() func(arena.Ref) { return q.sh.release }
 
 // Closed reports whether the consumer has closed the queue.
 func (q *Queue) Closed() bool {

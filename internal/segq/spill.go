@@ -27,7 +27,7 @@ func (q *Queue) Nudge() {
 func (q *Queue) Adopt(n int) { q.pending.Add(int64(n)) }
 
 // Spiller returns the queue's spiller, nil if none.
-func (q *Queue) Spiller() *Spiller { return q.spill }
+func (q *Queue) Spiller() *Spiller { return q.sh.spill }
 
 // Spiller copies the partial messages of waiting consumers out of the
 // blocks they share with other connections, into reserve blocks of the same
