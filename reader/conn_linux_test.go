@@ -895,3 +895,36 @@ func TestHandlerWritesQueueInOrderWithoutBlockingTheLoop(t *testing.T) {
 		})
 	}
 }
+
+func TestConnValue(t *testing.T) {
+	leakCheck(t)
+	ln := listen(t, Fallback)
+	defer ln.Close()
+	peer := dial(t, ln)
+	defer peer.Close()
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	assert.Nil(t, c.Value(), "no value before SetValue")
+	type session struct{ n int }
+	s := &session{n: 7}
+	c.SetValue(s)
+	got, ok := c.Value().(*session)
+	require.True(t, ok)
+	assert.Same(t, s, got)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				c.SetValue(i)
+				_ = c.Value()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.IsType(t, 0, c.Value())
+	c.SetValue(nil)
+	assert.Nil(t, c.Value())
+	require.NoError(t, c.Close())
+}

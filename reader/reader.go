@@ -332,10 +332,15 @@ func (r *Reader) moreOf(need int) error {
 	if r.pull != nil {
 		r.segs, added, err = r.pull.fill(ctx, r.segs, r.nonBlocking, need)
 	} else {
-		r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
-		for err == segq.ErrNudged { // the engine is out of blocks: see spill
-			r.spill()
+		for {
 			r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
+			if err == segq.ErrPark {
+				r.src.park() // the common wait, from here to keep the stack shallow
+			} else if err == segq.ErrNudged {
+				r.spill() // the engine is out of blocks: see spill
+			} else {
+				break
+			}
 		}
 	}
 	r.n += added

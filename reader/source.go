@@ -37,6 +37,9 @@ type source interface {
 	setDeadline(t time.Time)
 	// close gives back every block the source holds (not those in segs).
 	close() error
+	// park waits after fill returned segq.ErrPark (a queue's plain wait,
+	// done here so that the goroutine parks with a shallow stack).
+	park()
 }
 
 var (
@@ -55,7 +58,7 @@ func (s *queueSource) q() *segq.Queue { return (*segq.Queue)(s) }
 
 func (s *queueSource) fill(ctx context.Context, segs []segq.Segment, nonBlocking bool, _ int) ([]segq.Segment, int, error) {
 	before := len(segs)
-	segs, err := s.q().Take(ctx, segs, nonBlocking)
+	segs, err := s.q().TakeOrPark(ctx, segs, nonBlocking)
 	switch {
 	case err == nil:
 		added := 0
@@ -86,6 +89,7 @@ func (s *queueSource) releaser() func(arena.Ref) { return s.q().Releaser() }
 func (s *queueSource) limit() int                { return s.q().Limit() }
 func (s *queueSource) setDeadline(t time.Time)   { s.q().SetDeadline(t) }
 func (s *queueSource) close() error              { s.q().Close(); return nil }
+func (s *queueSource) park()                     { s.q().Park() }
 
 // maxEmptyReads bounds the (0, nil) reads tolerated from an io.Reader before
 // giving up with io.ErrNoProgress, as bufio does.
@@ -222,8 +226,10 @@ func (p *pullSource) poll(segs []segq.Segment) ([]segq.Segment, int) { return se
 
 func (p *pullSource) done(sg segq.Segment)      { p.a.Release(sg.Ref) }
 func (p *pullSource) releaser() func(arena.Ref) { return p.rel }
-func (p *pullSource) limit() int                { return p.lim }
-func (p *pullSource) setDeadline(t time.Time)   { p.deadline = t }
+
+func (p *pullSource) park()                   {} // fill never returns segq.ErrPark
+func (p *pullSource) limit() int              { return p.lim }
+func (p *pullSource) setDeadline(t time.Time) { p.deadline = t }
 
 func (p *pullSource) close() error {
 	if p.have {

@@ -20,6 +20,9 @@ var (
 	ErrWouldBlock = errors.New("zcio/segq: would block")
 	// ErrClosed is returned by [Queue.Take] after the consumer closed the queue.
 	ErrClosed = errors.New("zcio/segq: queue closed")
+	// ErrPark is returned by [Queue.TakeOrPark] when the consumer must wait:
+	// it calls [Queue.Park], then takes again. Nothing was taken.
+	ErrPark = errors.New("zcio/segq: park")
 )
 
 // DefaultLimit is the cap on queued bytes used when Config.Limit is 0.
@@ -296,6 +299,38 @@ func (q *Queue) SetDeadline(t time.Time) {
 // It allocates only when dst must grow.
 func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
 	for {
+		var err error
+		dst, err = q.take(ctx, dst, nonBlocking)
+		if err != ErrPark {
+			return dst, err
+		}
+		q.Park()
+	}
+}
+
+// TakeOrPark is Take, except that where Take would wait with no deadline
+// and no context it returns ErrPark instead, with nothing taken: the
+// consumer then calls Park, which returns after a wake-up, and takes
+// again. The consumer so waits at a shallower point of its stack (a
+// goroutine's starting stack size is the runtime's average of what parked
+// goroutines use).
+func (q *Queue) TakeOrPark(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
+	return q.take(ctx, dst, nonBlocking)
+}
+
+// Park waits for the wake-up a TakeOrPark that returned ErrPark asked for.
+// A wake-up that came in between makes it return at once.
+func (q *Queue) Park() {
+	q.mu.Lock()
+	for q.waiting == waitCond {
+		q.cond.Wait()
+	}
+	q.mu.Unlock()
+}
+
+// take is TakeOrPark.
+func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
+	for {
 		q.mu.Lock()
 		if len(q.segs) > 0 {
 			dst = append(dst, q.segs...)
@@ -356,15 +391,8 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			return dst, ErrNudged
 		}
 		if plain {
-			// The common wait, kept shallow: a goroutine parked here fits
-			// in the smallest stack. A wake-up since the look above has
-			// cleared waiting.
-			q.mu.Lock()
-			for q.waiting == waitCond {
-				q.cond.Wait()
-			}
-			q.mu.Unlock()
-			continue
+			// The common wait: the caller parks (see TakeOrPark).
+			return dst, ErrPark
 		}
 		if err := q.wait(ctx, deadline, notify); err != nil {
 			q.mu.Lock()

@@ -312,3 +312,96 @@ func TestPollLeavesPause(t *testing.T) {
 	q.Close()
 	assert.Zero(t, a.InUse())
 }
+
+// TakeOrPark hands the plain wait to its caller: ErrPark with nothing taken,
+// then Park returns once something happened, at once if it already has.
+func TestTakeOrParkThenPark(t *testing.T) {
+	a := newArena(t, 4)
+	q := segq.New(segq.Config{Arena: a})
+	got, err := q.TakeOrPark(nil, nil, false)
+	require.ErrorIs(t, err, segq.ErrPark)
+	assert.Empty(t, got)
+
+	// A push between TakeOrPark and Park: Park must not wait.
+	s1 := seg(t, a, 0, 10)
+	q.Push(s1)
+	done := make(chan struct{})
+	go func() { q.Park(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Park waited for a push that had already come")
+	}
+	got, err = q.TakeOrPark(nil, nil, false)
+	require.NoError(t, err)
+	require.Equal(t, []segq.Segment{s1}, got)
+	q.Done(got[0])
+
+	// Park waits for the next push.
+	_, err = q.TakeOrPark(nil, nil, false)
+	require.ErrorIs(t, err, segq.ErrPark)
+	done = make(chan struct{})
+	go func() { q.Park(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("Park returned with nothing pushed")
+	case <-time.After(20 * time.Millisecond):
+	}
+	s2 := seg(t, a, 0, 5)
+	q.Push(s2)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Park did not return after a push")
+	}
+	got, err = q.TakeOrPark(nil, nil, false)
+	require.NoError(t, err)
+	require.Equal(t, []segq.Segment{s2}, got)
+	q.Done(got[0])
+
+	// Close wakes a parked consumer too.
+	_, err = q.TakeOrPark(nil, nil, false)
+	require.ErrorIs(t, err, segq.ErrPark)
+	done = make(chan struct{})
+	go func() { q.Park(); close(done) }()
+	q.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Park did not return after Close")
+	}
+	_, err = q.TakeOrPark(nil, nil, false)
+	assert.ErrorIs(t, err, segq.ErrClosed)
+	assert.Zero(t, a.InUse())
+}
+
+// A wait with a deadline after plain waits (and the reverse) still wakes.
+func TestTimedAndPlainWaitsMix(t *testing.T) {
+	a := newArena(t, 4)
+	q := segq.New(segq.Config{Arena: a})
+	q.SetDeadline(time.Now().Add(10 * time.Millisecond))
+	_, err := q.Take(nil, nil, false)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	q.SetDeadline(time.Time{})
+	s3, s4 := seg(t, a, 0, 3), seg(t, a, 0, 4)
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		q.Push(s3)
+	}()
+	got, err := q.Take(nil, nil, false)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	q.Done(got[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		q.Push(s4)
+	}()
+	got, err = q.Take(ctx, nil, false)
+	cancel()
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.EqualValues(t, 4, got[0].Len)
+	q.Done(got[0])
+	assert.Zero(t, a.InUse())
+}

@@ -49,23 +49,22 @@ type zcioConn struct {
 }
 
 // zcioHandler runs the scenario on the engine loops: it consumes everything
-// buffered on each OnData call, in place, and never waits.
+// buffered on each OnData call, in place, and never waits. Each connection's
+// state is its Conn's Value.
 type zcioHandler struct {
 	scenario string
-	conns    sync.Map // *reader.Conn -> *zcioConn
 }
 
 func (h *zcioHandler) OnOpen(c *reader.Conn) {
 	w := func(b []byte) error { _, err := c.Write(b); return err }
-	h.conns.Store(c, &zcioConn{s: NewSession(h.scenario, w)})
+	c.SetValue(&zcioConn{s: NewSession(h.scenario, w)})
 }
 
 func (h *zcioHandler) OnData(c *reader.Conn) {
-	v, ok := h.conns.Load(c)
+	zc, ok := c.Value().(*zcioConn)
 	if !ok {
 		return
 	}
-	zc := v.(*zcioConn)
 	r := c.Reader()
 	n := r.Buffered()
 	if n == 0 {
@@ -89,8 +88,8 @@ func (h *zcioHandler) OnData(c *reader.Conn) {
 }
 
 func (h *zcioHandler) OnClose(c *reader.Conn, _ error) {
-	if v, ok := h.conns.LoadAndDelete(c); ok {
-		v.(*zcioConn).s.Close()
+	if zc, ok := c.Value().(*zcioConn); ok {
+		zc.s.Close()
 	}
 }
 
