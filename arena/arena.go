@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -102,6 +103,14 @@ type Arena struct {
 	st    *counters       // reg.st, one hop shorter
 	reg   *region         // shared with the cleanup, which must not reach the Arena
 
+	// touched[id] is 1 once block id was taken since its pages were last
+	// given back by Trim (or since the mapping). Written by Take, whose
+	// caller then owns the block, and by Trim, which has popped it.
+	touched []uint8
+	trimMu  sync.Mutex
+	trimBuf []uint16 // Trim's scratch, made on first use
+	trimmed atomic.Uint64
+
 	closed  atomic.Bool
 	cleanup runtime.Cleanup
 }
@@ -125,6 +134,7 @@ func New(cfg Config) (*Arena, error) {
 		debug:     m.debug,
 		huge:      m.huge,
 		state:     make([]atomic.Uint64, cfg.Blocks),
+		touched:   make([]uint8, cfg.Blocks),
 		st:        m.st,
 		reg:       m,
 	}
@@ -175,8 +185,47 @@ func (a *Arena) Take() (r Ref, ok bool) {
 	s := &a.state[id]
 	gen := uint32(s.Load() >> 32)
 	s.Store(uint64(gen)<<32 | 1)
+	a.touched[id] = 1
 	a.st.took()
 	return Ref{id: id, gen: gen}, true
+}
+
+// Trim gives back to the kernel the pages of free blocks that were used
+// since the last Trim, except the keep blocks that Take would hand out
+// next (the ones given back most recently, which a busy user keeps
+// reusing). The blocks stay free; their next use faults in zeroed pages.
+// It returns how many blocks it trimmed.
+//
+// While it runs (one madvise per block trimmed) the free blocks are off
+// the free list: a concurrent Take finds the arena dry, as if every block
+// were in use. Call it when the arena's users are idle.
+func (a *Arena) Trim(keep int) int {
+	a.trimMu.Lock()
+	defer a.trimMu.Unlock()
+	if a.trimBuf == nil {
+		a.trimBuf = make([]uint16, 0, a.n)
+	}
+	ids := a.trimBuf[:0]
+	for {
+		id, ok := a.free.popQuiet()
+		if !ok {
+			break
+		}
+		ids = append(ids, id)
+	}
+	n := 0
+	for _, id := range ids[min(max(keep, 0), len(ids)):] {
+		if a.touched[id] != 0 && a.discard(id) {
+			a.touched[id] = 0
+			n++
+		}
+	}
+	// Back in reverse, so that the block popped first is on top again.
+	for i := len(ids) - 1; i >= 0; i-- {
+		a.free.pushQuiet(ids[i])
+	}
+	a.trimmed.Add(uint64(n))
+	return n
 }
 
 // Retain adds a reference to the block r names, so that it outlives the
@@ -272,6 +321,7 @@ type Stats struct {
 	Takes       uint64 // successful Take calls
 	GiveBacks   uint64 // blocks returned to the free list
 	FailedTakes uint64 // Take calls that found the arena dry
+	Trimmed     uint64 // blocks whose pages Trim gave back to the kernel
 }
 
 // Stats returns a snapshot of the counters. Under concurrent use the fields
@@ -286,6 +336,7 @@ func (a *Arena) Stats() Stats {
 		Takes:       takes,
 		GiveBacks:   gives,
 		FailedTakes: a.st.failed.Load(),
+		Trimmed:     a.trimmed.Load(),
 	}
 }
 

@@ -65,6 +65,27 @@ func (f *freeList) pop() (uint16, bool) {
 	return 0, false
 }
 
+// popQuiet is pop without counting a take: for Trim, which puts every
+// block it pops back.
+func (f *freeList) popQuiet() (uint16, bool) {
+	start := f.last.Load()
+	for i := uint32(0); i <= f.mask; i++ {
+		if id, ok := f.shards[(start+i)&f.mask].pop(f.next); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// pushQuiet is push without counting a give.
+func (f *freeList) pushQuiet(id uint16) {
+	i := uint32(id) & f.mask
+	f.shards[i].push(id, f.next)
+	if f.last.Load() != i {
+		f.last.Store(i)
+	}
+}
+
 // push gives id back to its home shard.
 func (f *freeList) push(id uint16) {
 	i := uint32(id) & f.mask

@@ -55,3 +55,9 @@ func (a *Arena) protect(id uint16, open bool) {
 		panic("zcio/arena: debug mprotect block: " + err.Error())
 	}
 }
+
+// discard gives block id's pages back to the kernel (MADV_DONTNEED: the next
+// touch maps zeroed pages). The caller owns the free block.
+func (a *Arena) discard(id uint16) bool {
+	return unix.Madvise(a.Bytes(id), unix.MADV_DONTNEED) == nil
+}

@@ -2,6 +2,7 @@ package fallback
 
 import (
 	"errors"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/slots"
@@ -70,7 +71,19 @@ type Config struct {
 	// Reserve is how many blocks the engine leaves free in the arena for
 	// spills (segq.Spiller): it counts the arena dry at Reserve free blocks.
 	Reserve int
+	// IdleTrim is how long the loop must see no event at all after some
+	// work before it gives the pages of the arena's cold free blocks back to
+	// the kernel (arena.Trim, keeping TrimKeep blocks). Zero means
+	// DefaultIdleTrim; negative, never.
+	IdleTrim time.Duration
 }
+
+// DefaultIdleTrim is Config.IdleTrim's default.
+const DefaultIdleTrim = 100 * time.Millisecond
+
+// TrimKeep is how many free blocks an idle trim leaves resident: the ones
+// the next reads take first.
+const TrimKeep = 8
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Arena == nil {
@@ -81,6 +94,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReadsPerEvent <= 0 {
 		c.ReadsPerEvent = 4
+	}
+	if c.IdleTrim == 0 {
+		c.IdleTrim = DefaultIdleTrim
 	}
 	c.Reserve = min(max(c.Reserve, 0), c.Arena.Len()-1)
 	if c.MaxConns <= 0 || c.MaxConns > slots.Max {

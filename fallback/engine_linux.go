@@ -47,6 +47,7 @@ type Engine struct {
 	ctl   loopctl.Control[command]
 
 	starving atomic.Bool // some connection waits for blocks
+	trimDue  bool        // work was done since the last trim (loop only)
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
@@ -233,16 +234,26 @@ func (e *Engine) loop(started chan<- struct{}) {
 	close(started)
 	defer close(e.done)
 	for {
-		timeout := 0
-		n, err := unix.EpollWait(e.epfd, e.events, timeout)
+		n, err := unix.EpollWait(e.epfd, e.events, 0)
 		if err == nil && n == 0 {
 			// Nothing ready: about to sleep.
 			e.tail.retireIfUnshared()
-			timeout = -1
-			if e.starving.Load() {
+			timeout := -1
+			trim := false
+			switch {
+			case e.starving.Load():
 				timeout = starvedPollMillis
+			case e.trimDue && e.cfg.IdleTrim > 0:
+				timeout = int(max(e.cfg.IdleTrim.Milliseconds(), 1))
+				trim = true
 			}
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
+			if trim && err == nil && n == 0 {
+				// Quiet since the last work: give back the pages of the
+				// blocks a burst used and that are free now.
+				e.a.Trim(TrimKeep)
+				e.trimDue = false
+			}
 		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
@@ -252,6 +263,9 @@ func (e *Engine) loop(started chan<- struct{}) {
 		}
 		for i := 0; i < n; i++ {
 			e.event(&e.events[i])
+		}
+		if n > 0 {
+			e.trimDue = true
 		}
 		if len(e.starved) > 0 {
 			e.feedStarved()

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/segq"
@@ -139,6 +140,7 @@ type engineOptions struct {
 	memory     int
 	blockSize  int
 	queueLimit int
+	idleTrim   time.Duration
 	debug      bool
 }
 
@@ -154,6 +156,16 @@ func WithEngines(n int) Option { return func(o *options) { o.engines = n } }
 // pre-faulted: resident memory grows with the blocks actually used, up to
 // this budget.
 func WithMemory(bytes int) Option { return func(o *options) { o.memory = bytes } }
+
+// WithIdleTrim sets how long an engine must see no activity at all after
+// some work before it gives the pages of its arena's cold free blocks back
+// to the kernel, keeping the few it would use next (default
+// DefaultIdleTrim; negative: never). A burst then leaves no resident memory
+// behind once the connections are idle.
+func WithIdleTrim(d time.Duration) Option { return func(o *options) { o.idleTrim = d } }
+
+// DefaultIdleTrim is WithIdleTrim's default.
+const DefaultIdleTrim = 100 * time.Millisecond
 
 // WithBlockSize sets the block size of a Listener's arenas: a power of two
 // from 4 KiB to 1 MiB (default DefaultEngineBlockSize).
@@ -249,7 +261,7 @@ func newGroup(o *engineOptions) (*group, error) {
 			g.closeEngines()
 			return nil, fmt.Errorf("zcio/reader: engine arena: %w", err)
 		}
-		e, err := newEngine(info.Name, a)
+		e, err := newEngine(info.Name, a, o.idleTrim)
 		if err != nil {
 			_ = a.Close()
 			g.closeEngines()
@@ -272,11 +284,14 @@ func newGroup(o *engineOptions) (*group, error) {
 // hands for spills.
 func spillReserve(a *arena.Arena) int { return max(1, a.Len()/8) }
 
-func newEngine(name string, a *arena.Arena) (engine, error) {
-	if name == NameIOUring {
-		return newUringEngine(a)
+func newEngine(name string, a *arena.Arena, idleTrim time.Duration) (engine, error) {
+	if idleTrim == 0 {
+		idleTrim = DefaultIdleTrim
 	}
-	return newFallbackEngine(a)
+	if name == NameIOUring {
+		return newUringEngine(a, idleTrim)
+	}
+	return newFallbackEngine(a, idleTrim)
 }
 
 // pick returns the index of the engine for the next connection (round

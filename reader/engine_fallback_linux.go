@@ -4,6 +4,7 @@ package reader
 
 import (
 	"net"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/fallback"
@@ -22,8 +23,8 @@ type epollEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-func newFallbackEngine(a *arena.Arena) (engine, error) {
-	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a)})
+func newFallbackEngine(a *arena.Arena, idleTrim time.Duration) (engine, error) {
+	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package reader
 import (
 	"errors"
 	"runtime"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 )
@@ -16,4 +17,4 @@ func uringAvailable() error {
 	return errors.New("io_uring compiled out (build tag zcio_nouring)")
 }
 
-func newUringEngine(*arena.Arena) (engine, error) { return nil, uringAvailable() }
+func newUringEngine(*arena.Arena, time.Duration) (engine, error) { return nil, uringAvailable() }

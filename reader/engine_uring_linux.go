@@ -4,6 +4,7 @@ package reader
 
 import (
 	"net"
+	"time"
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/segq"
@@ -32,8 +33,8 @@ type uringEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-func newUringEngine(a *arena.Arena) (engine, error) {
-	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a)})
+func newUringEngine(a *arena.Arena, idleTrim time.Duration) (engine, error) {
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,103 @@
+//go:build linux
+
+package arena_test
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zcio/zcio/arena"
+)
+
+// residentBlocks counts the blocks of a with at least one page resident.
+func residentBlocks(t *testing.T, a *arena.Arena) int {
+	t.Helper()
+	page := os.Getpagesize()
+	n := 0
+	for id := range a.Len() {
+		// Bytes does not check ownership; mincore only reads page tables.
+		b := a.Bytes(uint16(id))
+		vec := make([]byte, (len(b)+page-1)/page)
+		_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+		require.Zero(t, errno, "mincore")
+		for _, v := range vec {
+			if v&1 != 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+func TestTrimGivesBackColdFreeBlocks(t *testing.T) {
+	for _, debug := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "debug"}[debug], func(t *testing.T) {
+			a, err := arena.New(arena.Config{BlockSize: 16 << 10, Blocks: 32, Debug: debug})
+			require.NoError(t, err)
+			defer func() { assert.NoError(t, a.Close()) }()
+			require.Zero(t, residentBlocks(t, a), "a fresh mapping has no pages")
+
+			refs := make([]arena.Ref, 0, a.Len())
+			for range a.Len() {
+				r, ok := a.Take()
+				require.True(t, ok)
+				b := a.Bytes(r.ID())
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 0xAA
+				}
+				refs = append(refs, r)
+			}
+			// One block stays in use: Trim must leave it alone.
+			busy := refs[0]
+			for _, r := range refs[1:] {
+				a.Release(r)
+			}
+			require.Equal(t, a.Len(), residentBlocks(t, a))
+			takes := a.Stats().Takes
+
+			const keep = 4
+			assert.Equal(t, a.Len()-1-keep, a.Trim(keep))
+			assert.Equal(t, 1+keep, residentBlocks(t, a), "the busy block and the kept ones stay resident")
+			assert.Equal(t, byte(0xAA), a.Bytes(busy.ID())[0], "the busy block keeps its bytes")
+			assert.Zero(t, a.Trim(keep), "nothing was used since the last trim")
+			st := a.Stats()
+			assert.EqualValues(t, a.Len()-1-keep, st.Trimmed)
+			assert.Equal(t, takes, st.Takes, "Trim counts no takes")
+			assert.Equal(t, 1, st.InUse)
+
+			// The kept blocks are the ones handed out next, bytes intact;
+			// the trimmed ones come back zeroed.
+			for range keep {
+				r, ok := a.Take()
+				require.True(t, ok)
+				assert.Equal(t, byte(0xAA), a.Bytes(r.ID())[0], "a kept block was trimmed")
+				a.Release(r)
+			}
+			var got []arena.Ref
+			for {
+				r, ok := a.Take()
+				if !ok {
+					break
+				}
+				got = append(got, r)
+			}
+			require.Len(t, got, a.Len()-1)
+			zeroed := 0
+			for _, r := range got {
+				if a.Bytes(r.ID())[0] == 0 {
+					zeroed++
+				}
+				a.Release(r)
+			}
+			assert.Equal(t, a.Len()-1-keep, zeroed)
+			a.Release(busy)
+			assert.Zero(t, a.InUse())
+		})
+	}
+}
