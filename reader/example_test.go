@@ -37,12 +37,19 @@ func ExampleListen() {
 
 type echo struct{}
 
-func (echo) OnOpen(c *reader.Conn) {}
+// session is a connection's own state, kept in the Conn (SetValue).
+type session struct{ bytes int }
+
+func (echo) OnOpen(c *reader.Conn) { c.SetValue(&session{}) }
 
 func (echo) OnData(c *reader.Conn) {
+	s := c.Value().(*session)
 	r := c.Reader()
 	for n := r.Buffered(); n > 0; n = r.Buffered() {
-		_ = r.ReadRange(min(n, r.Limit()), func(b []byte) { _, _ = c.Write(b) })
+		_ = r.ReadRange(min(n, r.Limit()), func(b []byte) {
+			s.bytes += len(b)
+			_, _ = c.Write(b) // never blocks the loop
+		})
 	}
 }
 
