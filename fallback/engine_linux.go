@@ -250,7 +250,9 @@ func (e *Engine) loop(started chan<- struct{}) {
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
 			if trim && err == nil && n == 0 {
 				// Quiet since the last work: give back the pages of the
-				// blocks a burst used and that are free now.
+				// blocks a burst used and that are free now (the tail
+				// block too, if its readers let go of it meanwhile).
+				e.tail.retireIfUnshared()
 				e.a.Trim(TrimKeep)
 				e.trimDue = false
 			}
