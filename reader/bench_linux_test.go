@@ -72,8 +72,6 @@ type zcioServer struct {
 	ln   *Listener
 	size int
 	wg   sync.WaitGroup
-	mu   sync.Mutex
-	rest map[*Conn]int // handler mode: bytes of a partial message per connection
 }
 
 func newZcioServer(b *testing.B, kind EngineKind, handler bool, size int) *zcioServer {
@@ -81,7 +79,7 @@ func newZcioServer(b *testing.B, kind EngineKind, handler bool, size int) *zcioS
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &zcioServer{ln: ln, size: size, rest: make(map[*Conn]int)}
+	s := &zcioServer{ln: ln, size: size}
 	s.wg.Add(1)
 	if handler {
 		go func() { defer s.wg.Done(); _ = Serve(ln, (*countHandler)(s)) }()
@@ -121,7 +119,10 @@ func (s *zcioServer) close()       { _ = s.ln.Close(); s.wg.Wait() }
 // countHandler consumes every complete message on the engine loop.
 type countHandler zcioServer
 
-func (h *countHandler) OnOpen(*Conn) {}
+// OnOpen gives the connection its remainder counter: state of its own, so
+// the loops share nothing but the message count.
+func (h *countHandler) OnOpen(c *Conn) { c.SetValue(new(int)) }
+
 func (h *countHandler) OnData(c *Conn) {
 	r := c.Reader()
 	n := 0
@@ -132,12 +133,8 @@ func (h *countHandler) OnData(c *Conn) {
 			break
 		}
 	}
-	// Per-connection remainder of a partial message, kept by the handler.
-	h.mu.Lock()
-	rest := h.rest[c]
-	h.addBytes(&rest, n, h.size)
-	h.rest[c] = rest
-	h.mu.Unlock()
+	// The remainder of a partial message, kept by the handler.
+	h.addBytes(c.Value().(*int), n, h.size)
 }
 func (h *countHandler) OnClose(*Conn, error) {}
 
