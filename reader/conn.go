@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,31 +44,31 @@ type Conn struct {
 	fd    int
 	nc    net.Conn // Wrap (and every Conn on other systems): owns fd
 	g     *group
-	eng   engine
-	att   attachment
+	att   attachment // set once attachedSet is
 	q     *segq.Queue
 	r     *Reader
 	hs    handlerSink         // its sink is what blocking mode hands the engine
 	h     Handler             // nil in blocking mode
 	value atomic.Pointer[any] // SetValue
 
-	attached sync.WaitGroup // done once att is set (callbacks may run before)
 	detached sync.WaitGroup // done once the engine let go (Detached)
 	endErr   error          // handler mode: how the stream ended (loop only)
 	ws       *writeState    // under wmu; made when first needed
 	addrs    *connAddrs     // under amu; bare socket: looked up on first use
 
-	closed     atomic.Bool
-	holds      atomic.Int32 // owner + engine + active flusher; 0 closes the fd
-	inCallback atomic.Bool  // a handler callback of this connection is running
-	wmu        sync.Mutex   // the writing side
-	amu        sync.Mutex   // guards addrs; never held while taking wmu
+	closed      atomic.Bool
+	attachedSet atomic.Bool  // att is set (callbacks may run before: see waitAttached)
+	holds       atomic.Int32 // owner + engine + active flusher; 0 closes the fd
+	inCallback  atomic.Bool  // a handler callback of this connection is running
+	wmu         sync.Mutex   // the writing side
+	amu         sync.Mutex   // guards addrs; never held while taking wmu
 
-	kind     uint8 // connTCP or connUnix
-	ended    bool  // handler mode: OnClose delivered (loop only)
-	fdClosed bool  // the fd is closed (written under wmu and amu)
-	flushing bool  // a flusher goroutine owns ws.pending
-	writing  bool  // a Write from outside the loop is in the kernel
+	ei       uint16 // g.engines[ei] reads the connection
+	kind     uint8  // connTCP or connUnix
+	ended    bool   // handler mode: OnClose delivered (loop only)
+	fdClosed bool   // the fd is closed (written under wmu and amu)
+	flushing bool   // a flusher goroutine owns ws.pending
+	writing  bool   // a Write from outside the loop is in the kernel
 }
 
 // writeState is the part of a Conn's writing side that most connections
@@ -194,8 +195,7 @@ func (s *sink) Starved() {
 func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*Conn, error) {
 	i := g.pick()
 	e := g.engines[i]
-	c := &Conn{nc: nc, fd: fd, kind: kind, g: g, eng: e, h: h}
-	c.attached.Add(1)
+	c := &Conn{nc: nc, fd: fd, kind: kind, g: g, ei: uint16(i), h: h}
 	c.detached.Add(1)
 	c.hs.c = c
 	c.q = new(segq.Queue)
@@ -211,19 +211,30 @@ func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*C
 	g.retain()
 	att, err := e.attach(nc, fd, s)
 	if err != nil {
-		c.attached.Done()
 		g.release()
 		return nil, fmt.Errorf("zcio/reader: attach: %w", err)
 	}
 	c.att = att
-	c.attached.Done()
+	c.attachedSet.Store(true)
 	return c, nil
 }
+
+// waitAttached waits until adopt has stored the engine's handle. The engine
+// may run callbacks as soon as Attach queued the connection, before Attach
+// returns; the wait is that short, so it yields rather than parks.
+func (c *Conn) waitAttached() {
+	for !c.attachedSet.Load() {
+		runtime.Gosched()
+	}
+}
+
+// engine returns the engine that reads c.
+func (c *Conn) engine() engine { return c.g.engines[c.ei] }
 
 // Resume is the queue's Resumer: the reader caught up.
 func (s *sink) Resume() {
 	c := s.c
-	c.attached.Wait()
+	c.waitAttached()
 	if c.att != nil {
 		c.att.Resume()
 	}
@@ -414,7 +425,7 @@ func (c *Conn) Close() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.q.Close()
-	c.attached.Wait() // a callback may run before adopt has the handle
+	c.waitAttached() // a callback may run before adopt has the handle
 	c.att.Detach()
 	if c.h == nil {
 		c.r.shutdown()
@@ -424,7 +435,7 @@ func (c *Conn) Close() error {
 		_ = c.setWriteDeadlineLocked(time.Now().Add(closeFlushTimeout))
 	}
 	c.wmu.Unlock()
-	if !c.eng.onLoop() {
+	if !c.engine().onLoop() {
 		c.detached.Wait()
 	}
 	c.drop()
@@ -457,7 +468,7 @@ func (c *Conn) drop() {
 		_ = unix.Close(c.fd)
 	}
 	c.wmu.Unlock()
-	if c.eng.onLoop() {
+	if c.engine().onLoop() {
 		go c.g.release() // the group may close this very loop: not from inside it
 	} else {
 		c.g.release()

@@ -179,7 +179,7 @@ func New(cfg Config) *Queue {
 }
 
 // Init makes q, a zero Queue (one embedded in a larger object, say), an
-// empty queue configured by sh, which telling r (nil: nobody) when a paused
+// empty queue configured by sh that tells r (nil: nobody) when a paused
 // producer may go on. It must be called once, before any other method.
 func (q *Queue) Init(sh *Shared, r Resumer) {
 	q.sh, q.resume = sh, r
