@@ -77,7 +77,8 @@ type Reader struct {
 	limit   int
 	maxLine int
 	baseCtx context.Context
-	scan    int // bytes known to hold no scanDelim (ReadSlice, ReadLine)
+	ctx     context.Context // the context of the current wait
+	scan    int             // bytes known to hold no scanDelim (ReadSlice, ReadLine)
 
 	views net.Buffers // scratch for callbacks and WriteTo
 
@@ -175,7 +176,10 @@ func (r *Reader) Wait(ctx context.Context, n int) error {
 		return err
 	}
 	defer r.end()
-	return r.ensureCtx(ctx, n)
+	r.ctx = ctx
+	err := r.ensure(n)
+	r.ctx = nil
+	return err
 }
 
 // Buffered returns the number of bytes that can be read without waiting.
@@ -309,11 +313,12 @@ func (r *Reader) compact() {
 }
 
 // more asks the source for more bytes once.
-func (r *Reader) more() error { return r.moreOf(nil, 1) }
+func (r *Reader) more() error { return r.moreOf(1) }
 
 // moreOf asks the source once for need more bytes, which it may deliver in
 // part.
-func (r *Reader) moreOf(ctx context.Context, need int) error {
+func (r *Reader) moreOf(need int) error {
+	ctx := r.ctx
 	if ctx == nil {
 		ctx = r.baseCtx
 	} else if r.baseCtx != nil {
@@ -344,10 +349,7 @@ func (r *Reader) moreOf(ctx context.Context, need int) error {
 }
 
 // ensure buffers at least want bytes or says why it cannot.
-func (r *Reader) ensure(want int) error { return r.ensureCtx(nil, want) }
-
-// ensureCtx is ensure waiting under ctx (nil: the Reader's own context).
-func (r *Reader) ensureCtx(ctx context.Context, want int) error {
+func (r *Reader) ensure(want int) error {
 	if want < 0 {
 		return ErrNegativeCount
 	}
@@ -358,7 +360,7 @@ func (r *Reader) ensureCtx(ctx context.Context, want int) error {
 		return nil
 	}
 	for r.n < want {
-		if err := r.moreOf(ctx, want-r.n); err != nil {
+		if err := r.moreOf(want - r.n); err != nil {
 			return r.endErr(err)
 		}
 	}
