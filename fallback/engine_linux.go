@@ -77,7 +77,6 @@ type conn struct {
 	slot     uint32
 	gen      uint32
 	sink     Sink
-	opener   Opener // the sink's Opener, if it has one
 	state    uint8
 	queued   bool        // in the loop's ready list
 	detachRq atomic.Bool // Detach was called
@@ -154,11 +153,10 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
 	}
 	c.slot = slot
-	if o, ok := sink.(Opener); ok {
+	if _, ok := sink.(Opener); ok {
 		// The loop calls Opened and only then puts the fd in epoll, so that
 		// no event can come first.
 		c.state = stateOpening
-		c.opener = o
 		e.ctl.QueueLocked(command{op: opOpen, c: c})
 		return h, nil
 	}
@@ -423,7 +421,7 @@ func (e *Engine) commands() (shutdown bool) {
 			shutdown = true
 		case opOpen:
 			if cmd.c.state == stateOpening {
-				cmd.c.opener.Opened()
+				cmd.c.sink.(Opener).Opened()
 				if cmd.c.state == stateOpening { // still: Detach only queues a command
 					e.rewatch(cmd.c)
 				}

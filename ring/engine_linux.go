@@ -134,7 +134,6 @@ type econn struct {
 	slot     uint32
 	gen      uint32
 	sink     Sink
-	opener   Opener
 	state    uint8
 	armed    bool // a receive is in the kernel: its final CQE has not come
 	cancel   bool // a cancel was submitted for the armed receive
@@ -261,7 +260,6 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	}
 	h := &EngineConn{e: e, c: econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}}
 	c := &h.c
-	c.opener, _ = sink.(Opener)
 	slot, ok := e.slots.Add(c)
 	if !ok {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: too many connections (limit %d)", fd, e.cfg.MaxConns)
@@ -657,8 +655,8 @@ func (e *Engine) commands() (shutdown bool) {
 			if c.state != cOpening {
 				break
 			}
-			if c.opener != nil {
-				c.opener.Opened()
+			if o, ok := c.sink.(Opener); ok { // asked once, at attach: not worth a field
+				o.Opened()
 			}
 			if c.state == cOpening && !c.detach {
 				c.state = cArmed
