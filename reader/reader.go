@@ -70,9 +70,6 @@ type Reader struct {
 	// when segs is empty), kept in step with segs, h and off by every change
 	// to them (see setHead), so that the common calls need no arena lookup.
 	hv []byte
-	// pull is src when it is a pull source (nil for an engine's queue),
-	// called directly on the fill path.
-	pull *pullSource
 
 	limit   int
 	maxLine int
@@ -127,7 +124,6 @@ func NewReader(rd io.Reader, opts ...Option) (*Reader, error) {
 		p.lim = 1 // one block: the head may sit at its last byte
 	}
 	r := newReader(p, p.a, &o)
-	r.pull = p
 	return r, nil
 }
 
@@ -267,7 +263,7 @@ func (r *Reader) pop() {
 		r.segs, r.h = r.segs[:0], 0
 	}
 	r.setHead()
-	if r.pull != nil {
+	if _, ok := r.src.(*pullSource); ok {
 		r.a.Release(s.Ref) // what pullSource.done does, without the interface call
 	} else {
 		r.src.done(s)
@@ -329,8 +325,8 @@ func (r *Reader) moreOf(need int) error {
 	r.compact()
 	var added int
 	var err error
-	if r.pull != nil {
-		r.segs, added, err = r.pull.fill(ctx, r.segs, r.nonBlocking, need)
+	if p, ok := r.src.(*pullSource); ok { // called directly: no interface call
+		r.segs, added, err = p.fill(ctx, r.segs, r.nonBlocking, need)
 	} else {
 		for {
 			r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
