@@ -4,37 +4,29 @@ package reader
 
 import (
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/unix"
 )
 
 // residentFreeBlocks counts the free blocks of a with a page resident.
 func residentFreeBlocks(t *testing.T, a *arena.Arena) int {
 	t.Helper()
-	page := os.Getpagesize()
 	n := 0
 	for id := range a.Len() {
 		if a.Refs(uint16(id)) != 0 {
 			continue
 		}
-		b := a.Bytes(uint16(id))
-		vec := make([]byte, (len(b)+page-1)/page)
-		_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
-		require.Zero(t, errno, "mincore")
-		for _, v := range vec {
-			if v&1 != 0 {
-				n++
-				break
-			}
+		pages, err := unix.ResidentPages(a.Bytes(uint16(id)))
+		require.NoError(t, err)
+		if pages > 0 {
+			n++
 		}
 	}
 	return n

@@ -4,6 +4,7 @@ package unix
 
 import (
 	"syscall"
+	"unsafe"
 
 	linux "golang.org/x/sys/unix"
 )
@@ -59,6 +60,25 @@ func Mprotect(b []byte, prot int) error { return linux.Mprotect(b, prot) }
 
 // Madvise gives the kernel advice about the pages that b covers.
 func Madvise(b []byte, advice int) error { return linux.Madvise(b, advice) }
+
+// ResidentPages reports how many of the pages that b covers are resident
+// (mincore(2)); b must start on a page boundary.
+func ResidentPages(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	page := linux.Getpagesize()
+	vec := make([]byte, (len(b)+page-1)/page)
+	_, _, errno := linux.Syscall(linux.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		return 0, errno
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n, nil
+}
 
 // Getpagesize returns the system page size.
 func Getpagesize() int { return linux.Getpagesize() }

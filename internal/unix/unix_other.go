@@ -61,6 +61,9 @@ func Munmap(b []byte) error { return notSupported("munmap") }
 // Mprotect is not supported on this OS.
 func Mprotect(b []byte, prot int) error { return notSupported("mprotect") }
 
+// ResidentPages is not supported on this OS.
+func ResidentPages(b []byte) (int, error) { return 0, notSupported("mincore") }
+
 // Madvise is not supported on this OS.
 func Madvise(b []byte, advice int) error { return notSupported("madvise") }
 
