@@ -248,7 +248,8 @@ func (c *Conn) Reader() *Reader { return c.r }
 // SetValue attaches v to the connection: state of the caller's own (a
 // handler's per-connection session, say) found again with Value, with no
 // map from connections to state. The Conn only keeps v; it never looks
-// inside it. Safe for concurrent use.
+// inside it. Safe for concurrent use; each call allocates the 16-byte box
+// that holds v, so set it once (in OnOpen, say) rather than per message.
 func (c *Conn) SetValue(v any) { c.value.Store(&v) }
 
 // Value returns what SetValue last attached, nil if nothing.
