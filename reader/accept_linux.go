@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/zcio/zcio/internal/unix"
@@ -37,7 +38,24 @@ func (l *Listener) openAccept() error {
 		return err
 	}
 	l.rc = rc
+	a := &acceptState{}
+	a.fn = func(s uintptr) bool {
+		a.fd, a.err = unix.Accept4(int(s), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		return a.err != unix.EAGAIN
+	}
+	l.acc = a
 	return nil
+}
+
+// acceptState is one accept4 attempt's result, and the function the poller
+// calls to make it: made once per Listener, so that an accept allocates
+// nothing (a closure per call would, and the garbage of thousands of
+// accepts is resident memory until the next collection).
+type acceptState struct {
+	mu  sync.Mutex // one accept at a time: they share fd and err
+	fd  int
+	err error
+	fn  func(s uintptr) bool
 }
 
 // acceptConn accepts the next connection as a bare non-blocking socket (no
@@ -45,13 +63,13 @@ func (l *Listener) openAccept() error {
 // options net.Listen's connections have: no Nagle delay, and keep-alive
 // probes after 15 s idle, every 15 s, 9 at most.
 func (l *Listener) acceptConn() (net.Conn, int, error) {
+	a := l.acc
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for {
-		fd := -1
-		var aerr error
-		err := l.rc.Read(func(s uintptr) bool {
-			fd, aerr = unix.Accept4(int(s), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-			return aerr != unix.EAGAIN
-		})
+		a.fd, a.err = -1, nil
+		err := l.rc.Read(a.fn)
+		fd, aerr := a.fd, a.err
 		switch {
 		case err != nil:
 			if l.closed.Load() {

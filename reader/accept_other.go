@@ -4,6 +4,9 @@ package reader
 
 import "net"
 
+// acceptState is unused here: connections are accepted through the listener.
+type acceptState struct{}
+
 // openAccept does nothing: connections are accepted through the listener.
 func (l *Listener) openAccept() error { return nil }
 

@@ -20,6 +20,7 @@ type Listener struct {
 	ln        net.Listener
 	lf        *os.File        // Linux: a duplicate of the listening socket, for bare accepts
 	rc        syscall.RawConn // lf's, waited on in Go's poller
+	acc       *acceptState    // Linux: what a bare accept needs, made once
 	kind      uint8           // connTCP or connUnix
 	g         *group
 	o         options
