@@ -88,3 +88,26 @@ func TestIdleTrimGivesBackBurstMemory(t *testing.T) {
 		})
 	}
 }
+
+// WithIdleTrim(-1) turns the idle trim off.
+func TestIdleTrimOff(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithIdleTrim(-1))
+			defer ln.Close()
+			a := ln.g.engines[0].arena()
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = peer.Write(make([]byte, 256<<10))
+			require.NoError(t, err)
+			_, err = c.Reader().Discard(c.Reader().Limit())
+			require.NoError(t, err)
+			time.Sleep(300 * time.Millisecond) // three default trim delays
+			assert.Zero(t, a.Stats().Trimmed, "a trim ran with WithIdleTrim(-1)")
+		})
+	}
+}
