@@ -31,8 +31,9 @@ type Listener struct {
 // Listen announces on a local address ("tcp", "tcp4", "tcp6" or "unix") and
 // starts the engines its connections will be read by. Options choose the
 // engine (WithEngine), the number of engines (WithEngines), the memory budget
-// (WithMemory, WithBlockSize) and the per-connection back-pressure
-// threshold (WithQueueLimit). Asking for io_uring where it cannot run is an
+// (WithMemory, WithBlockSize), the per-connection back-pressure
+// threshold (WithQueueLimit) and when idle engines give memory back
+// (WithIdleTrim). Asking for io_uring where it cannot run is an
 // error wrapping ErrEngineUnavailable.
 func Listen(network, addr string, opts ...Option) (*Listener, error) {
 	var o options
