@@ -498,11 +498,17 @@ func (e *Engine) refill() {
 		e.nudge()
 	}
 	if len(e.starved) > 0 && e.inRing > 0 {
+		// Re-arm as many connections as there are blocks in the ring,
+		// oldest first: with hundreds of busy connections, re-arming all
+		// of them would have most end with ENOBUFS again at once (each a
+		// failed receive, a completion and another re-arm). The rest wait
+		// for the next refill, their data in the socket.
 		// Swap the list out first: arming may complete requests (sqe reaps
 		// when the SQ is full), and those may starve connections anew.
 		list := e.starved
 		e.starved = e.starvedSpare[:0]
-		for i, c := range list {
+		k := min(len(list), e.inRing)
+		for i, c := range list[:k] {
 			list[i] = nil
 			if c.state == cStarved {
 				c.state = cArmed
@@ -510,7 +516,12 @@ func (e *Engine) refill() {
 				e.stats.rearms.Add(1)
 			}
 		}
-		e.starvedSpare = list[:0]
+		n := copy(list, list[k:])
+		clear(list[n:])
+		list = append(list[:n], e.starved...) // then those starved while arming
+		clear(e.starved)
+		e.starvedSpare = e.starved[:0]
+		e.starved = list
 	}
 }
 
