@@ -148,15 +148,21 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	}
 	h := &Conn{e: e, c: conn{fd: fd, sink: sink, gen: e.gen.Add(1)}}
 	c := &h.c
-	slot, ok := e.slots.Add(c)
+	slot, ok := e.slots.Reserve()
 	if !ok {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w (limit %d)", fd, ErrTooManyFDs, e.cfg.MaxConns)
 	}
+	// Complete c before the table publishes it: the loop reads the table
+	// (nudge) without the lock.
 	c.slot = slot
-	if _, ok := sink.(Opener); ok {
+	_, opener := sink.(Opener)
+	if opener {
+		c.state = stateOpening
+	}
+	e.slots.Put(slot, c)
+	if opener {
 		// The loop calls Opened and only then puts the fd in epoll, so that
 		// no event can come first.
-		c.state = stateOpening
 		e.ctl.QueueLocked(command{op: opOpen, c: c})
 		return h, nil
 	}

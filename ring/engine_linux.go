@@ -260,11 +260,12 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	}
 	h := &EngineConn{e: e, c: econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}}
 	c := &h.c
-	slot, ok := e.slots.Add(c)
+	slot, ok := e.slots.Reserve()
 	if !ok {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: too many connections (limit %d)", fd, e.cfg.MaxConns)
 	}
-	c.slot = slot
+	c.slot = slot // before the table publishes c: the loop reads it without the lock
+	e.slots.Put(slot, c)
 	e.ctl.QueueLocked(ecommand{op: eopAttach, c: c})
 	return h, nil
 }

@@ -39,6 +39,17 @@ func (t *Table[T]) SetLimit(n int) {
 // Add stores c in a free slot and returns it; false when Limit slots are in
 // use.
 func (t *Table[T]) Add(c *T) (uint32, bool) {
+	s, ok := t.Reserve()
+	if ok {
+		t.Put(s, c)
+	}
+	return s, ok
+}
+
+// Reserve takes a free slot, still empty (Get returns nil for it), so that
+// the caller can record the slot in c before Put publishes c: the loop's
+// Get then sees c complete. False when Limit slots are in use.
+func (t *Table[T]) Reserve() (uint32, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var s uint32
@@ -52,13 +63,16 @@ func (t *Table[T]) Add(c *T) (uint32, bool) {
 	default:
 		return 0, false
 	}
-	ch := t.chunks[s>>chunkBits].Load()
-	if ch == nil {
-		ch = new([chunkSize]atomic.Pointer[T])
-		t.chunks[s>>chunkBits].Store(ch)
+	if t.chunks[s>>chunkBits].Load() == nil {
+		t.chunks[s>>chunkBits].Store(new([chunkSize]atomic.Pointer[T]))
 	}
-	ch[s&(chunkSize-1)].Store(c)
 	return s, true
+}
+
+// Put stores c in slot s, taken by Reserve: from then on the loop's Get
+// finds it.
+func (t *Table[T]) Put(s uint32, c *T) {
+	t.chunks[s>>chunkBits].Load()[s&(chunkSize-1)].Store(c)
 }
 
 // Get returns the connection in slot s, nil if none. It takes no lock.

@@ -36,3 +36,28 @@ func TestTableAddGetRemoveReuse(t *testing.T) {
 	tb.Each(func(p *int) { seen += *p })
 	assert.Equal(t, 21, seen)
 }
+
+// Reserve takes a slot without publishing anything; Put publishes. The
+// engines record the slot in a connection between the two.
+func TestTableReservePut(t *testing.T) {
+	var tb Table[int]
+	tb.SetLimit(2)
+	s, ok := tb.Reserve()
+	require.True(t, ok)
+	assert.Nil(t, tb.Get(s), "a reserved slot is empty until Put")
+	seen := 0
+	tb.Each(func(*int) { seen++ })
+	assert.Zero(t, seen, "Each skips a reserved slot")
+	v := 7
+	tb.Put(s, &v)
+	assert.Same(t, &v, tb.Get(s))
+	s2, ok := tb.Reserve()
+	require.True(t, ok)
+	assert.NotEqual(t, s, s2)
+	_, ok = tb.Reserve()
+	assert.False(t, ok, "reserved slots count against the limit")
+	tb.Remove(s2)
+	s3, ok := tb.Reserve()
+	require.True(t, ok)
+	assert.Equal(t, s2, s3, "a removed reserved slot is reused")
+}
