@@ -467,9 +467,7 @@ func initialWindow(usable, blockSize int) int {
 // to the whole 7 MiB arena of an engine, the kernel's copy to the blocks
 // cost 17% more per byte than read(2) into one reused buffer; at 512 KiB it
 // cost the same. A dry window ends receives with ENOBUFS; they are re-armed
-// at the next iteration, once the loop has recycled the blocks. With many
-// busy connections (twice as many waiting as the window has blocks) the
-// window grows past the cap (see complete).
+// at the next iteration, once the loop has recycled the blocks.
 const maxWindowBytes = 512 << 10
 
 // maxWindow is the largest window in blocks: maxWindowBytes, at least 16
@@ -580,17 +578,8 @@ func (e *Engine) complete(cqe *CQE) {
 		if c.state == cArmed {
 			if e.free() {
 				// The window ran dry, not the arena: widen it (refill re-arms
-				// this connection at once), up to maxWindowBytes; past that
-				// only while at least twice as many connections wait for
-				// blocks as the window has: their data does not fit in the
-				// cache anyway, and a small window would keep most of them
-				// failing with ENOBUFS.
-				usable := e.a.Len() - e.br.reserve
-				limit := maxWindow(usable, e.a.BlockSize())
-				if len(e.starved) >= 2*e.window {
-					limit = usable
-				}
-				e.window = min(2*e.window, limit)
+				// this connection at once).
+				e.window = min(2*e.window, maxWindow(e.a.Len()-e.br.reserve, e.a.BlockSize()))
 			} else if len(e.starved) == 0 {
 				e.nudge()
 			}
