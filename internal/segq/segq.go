@@ -82,8 +82,8 @@ type Config struct {
 
 // Queue is one connection's FIFO of segments: one producer goroutine pushes,
 // one consumer goroutine takes. Push, Finish, Pending, SetDeadline and
-// Release are safe to call from any goroutine; Take, Done and Close belong to
-// the consumer.
+// Release are safe to call from any goroutine; Take, TakeOrPark, Park,
+// Done and Close belong to the consumer.
 type Queue struct {
 	sh     *Shared
 	resume Resumer // nil: nobody to tell
