@@ -28,7 +28,6 @@ type iouConn struct {
 	fd  int
 	buf []byte
 	s   *server.Session
-	out []byte
 }
 
 func start(cfg server.Config) (string, func() error, error) {
@@ -77,9 +76,10 @@ func start(cfg server.Config) (string, func() error, error) {
 			case err != nil || n <= 0:
 				closeConn(c)
 			default:
-				c.out = c.s.Feed(c.buf[:n], c.out[:0])
-				if len(c.out) > 0 {
-					if _, err := c.f.Write(c.out); err != nil {
+				out := c.s.Feed(c.buf[:n], c.s.Out())
+				c.s.KeepOut(out)
+				if len(out) > 0 {
+					if _, err := c.f.Write(out); err != nil {
 						closeConn(c)
 						continue
 					}
@@ -101,7 +101,9 @@ func start(cfg server.Config) (string, func() error, error) {
 				continue
 			}
 			c := &iouConn{f: f, fd: int(f.Fd()), buf: make([]byte, 64<<10)}
-			c.s = server.NewSession(cfg.Scenario, func(b []byte) error { _, err := f.Write(b); return err })
+			c.s = server.NewSession(cfg.Scenario, func() server.Writer {
+				return func(b []byte) error { _, err := f.Write(b); return err }
+			})
 			mu.Lock()
 			conns[c] = struct{}{}
 			mu.Unlock()

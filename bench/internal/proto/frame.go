@@ -1,6 +1,9 @@
 package proto
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // HeaderSize is the size of a frame header: a big-endian uint32 payload length.
 const HeaderSize = 4
@@ -16,11 +19,11 @@ func AppendFrame(dst, payload []byte) []byte {
 // server cannot skip the data) and counts complete frames.
 // The zero value is ready to use; it never retains a chunk.
 type FrameSink struct {
-	hdr  [HeaderSize]byte
-	hn   int
-	rem  int
-	Sum  byte   // xor of touched bytes: keeps the touch from being optimised away
 	Msgs uint64 // complete frames seen so far
+	rem  uint32 // payload bytes left in the current frame
+	hdr  [HeaderSize]byte
+	hn   uint8
+	Sum  byte // xor of touched bytes: keeps the touch from being optimised away
 }
 
 // Feed consumes b and returns how many frames it completed.
@@ -29,21 +32,21 @@ func (s *FrameSink) Feed(b []byte) int {
 	for len(b) > 0 {
 		if s.rem == 0 {
 			k := copy(s.hdr[s.hn:], b)
-			s.hn += k
+			s.hn += uint8(k)
 			b = b[k:]
 			if s.hn < HeaderSize {
 				break
 			}
 			s.hn = 0
-			s.rem = int(binary.BigEndian.Uint32(s.hdr[:]))
+			s.rem = binary.BigEndian.Uint32(s.hdr[:])
 			if s.rem == 0 {
 				done++
 			}
 			continue
 		}
-		k := min(s.rem, len(b))
+		k := int(min(s.rem, uint32(min(len(b), math.MaxUint32))))
 		s.Sum ^= b[0] ^ b[k-1]
-		s.rem -= k
+		s.rem -= uint32(k)
 		b = b[k:]
 		if s.rem == 0 {
 			done++

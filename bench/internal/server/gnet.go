@@ -23,11 +23,6 @@ type gnetServer struct {
 	booted   chan struct{}
 }
 
-type gnetConn struct {
-	s   *Session
-	out []byte
-}
-
 func (g *gnetServer) OnBoot(gnet.Engine) gnet.Action {
 	close(g.booted)
 	return gnet.None
@@ -36,31 +31,34 @@ func (g *gnetServer) OnBoot(gnet.Engine) gnet.Action {
 func (g *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// Writes from other event loops (fan-out) must go through AsyncWrite,
 	// which keeps the slice until it runs: hand it a copy.
-	w := func(b []byte) error { return c.AsyncWrite(append([]byte(nil), b...), nil) }
-	c.SetContext(&gnetConn{s: NewSession(g.scenario, w)})
+	w := func() Writer {
+		return func(b []byte) error { return c.AsyncWrite(append([]byte(nil), b...), nil) }
+	}
+	c.SetContext(NewSession(g.scenario, w))
 	return nil, gnet.None
 }
 
 func (g *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
-	if gc, ok := c.Context().(*gnetConn); ok {
-		gc.s.Close()
+	if s, ok := c.Context().(*Session); ok {
+		s.Close()
 	}
 	return gnet.None
 }
 
 func (g *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
-	gc := c.Context().(*gnetConn)
+	s := c.Context().(*Session)
 	buf, err := c.Next(-1)
 	if err != nil {
 		return gnet.Close
 	}
-	gc.out = gc.s.Feed(buf, gc.out[:0])
-	if len(gc.out) > 0 {
-		if _, err := c.Write(gc.out); err != nil {
+	out := s.Feed(buf, s.Out())
+	s.KeepOut(out)
+	if len(out) > 0 {
+		if _, err := c.Write(out); err != nil {
 			return gnet.Close
 		}
 	}
-	if gc.s.Broken() {
+	if s.Broken() {
 		return gnet.Close
 	}
 	return gnet.None

@@ -17,8 +17,8 @@ func init() { Register(Netpoll, startNetpoll) }
 type netpollKey struct{}
 
 type netpollConn struct {
-	s   *Session
-	out []byte
+	s *Session
+	w Writer // netpoll's Writer is not safe for concurrent use: w locks
 }
 
 func startNetpoll(cfg Config) (string, func() error, error) {
@@ -41,7 +41,8 @@ func startNetpoll(cfg Config) (string, func() error, error) {
 			}
 			return conn.Writer().Flush()
 		}
-		nc := &netpollConn{s: NewSession(cfg.Scenario, w)}
+		nc := &netpollConn{w: w}
+		nc.s = NewSession(cfg.Scenario, func() Writer { return w })
 		_ = conn.AddCloseCallback(func(netpoll.Connection) error { nc.s.Close(); return nil })
 		return context.WithValue(context.Background(), netpollKey{}, nc)
 	}
@@ -56,12 +57,13 @@ func startNetpoll(cfg Config) (string, func() error, error) {
 		if err != nil {
 			return err
 		}
-		nc.out = nc.s.Feed(buf, nc.out[:0])
+		out := nc.s.Feed(buf, nc.s.Out())
+		nc.s.KeepOut(out)
 		if err := r.Release(); err != nil {
 			return err
 		}
-		if len(nc.out) > 0 {
-			if err := nc.s.w(nc.out); err != nil {
+		if len(out) > 0 {
+			if err := nc.w(out); err != nil {
 				return err
 			}
 		}

@@ -42,41 +42,84 @@ type hub struct {
 var fanout = hub{subs: map[uint32][]*Session{}}
 
 // Session is one connection's protocol state. It is not safe for concurrent
-// Feed calls; Feed keeps no reference to its input.
+// Feed calls; Feed keeps no reference to its input. It is small on purpose:
+// the idle scenario measures what a connection costs a server, and the
+// state only the request/response and fan-out scenarios need is made for
+// those alone (ext).
 type Session struct {
-	scenario string
-	w        Writer
-	frames   proto.FrameSink
-	resp     proto.RESPServer
-	hello    [proto.HelloSize]byte
-	helloN   int
-	role     byte
-	stream   uint32
-	wmu      sync.Mutex // serialises forwarded writes to a subscriber
-	closed   bool
-	scratch  []byte // ForwardFrame's header+payload, reused
+	frames proto.FrameSink
+	ext    *sessionExt // nil in the stream, idle and GC scenarios
+	kind   uint8       // kindStream, kindReqResp or kindFanout
+	closed bool
 }
 
-// NewSession starts the state of one connection in scenario; w writes to it
-// (used by the fan-out scenario for subscribers).
-func NewSession(scenario string, w Writer) *Session {
+// sessionExt is the state of the request/response and fan-out scenarios.
+type sessionExt struct {
+	w       Writer
+	resp    proto.RESPServer
+	hello   [proto.HelloSize]byte
+	helloN  int
+	role    byte
+	stream  uint32
+	wmu     sync.Mutex // serialises forwarded writes to a subscriber
+	scratch []byte     // ForwardFrame's header+payload, reused
+	out     []byte     // Out's buffer, reused
+}
+
+// Session kinds.
+const (
+	kindStream uint8 = iota // stream, idle, gc: frames in, nothing out
+	kindReqResp
+	kindFanout
+)
+
+// NewSession starts the state of one connection in scenario. writer, called
+// only by the fan-out scenario (whose subscribers are written to from other
+// connections), returns the connection's Writer; NewSession keeps writer
+// itself no longer than the call, so a func literal passed here costs no
+// allocation in the other scenarios.
+func NewSession(scenario string, writer func() Writer) *Session {
 	Global.Conns.Add(1)
-	return &Session{scenario: scenario, w: w}
+	s := &Session{}
+	switch scenario {
+	case ScenarioReqResp:
+		s.kind, s.ext = kindReqResp, &sessionExt{}
+	case ScenarioFanout:
+		s.kind, s.ext = kindFanout, &sessionExt{w: writer()}
+	}
+	return s
+}
+
+// Out returns an empty buffer for Feed's output that keeps the capacity a
+// KeepOut gave back (nil in the scenarios that answer nothing).
+func (s *Session) Out() []byte {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.out[:0]
+}
+
+// KeepOut hands Feed's output buffer back to be reused by the next Out.
+func (s *Session) KeepOut(out []byte) {
+	if s.ext != nil {
+		s.ext.out = out[:0]
+	}
 }
 
 // Feed consumes bytes received on the connection and appends to out what the
 // server must send back on it; it returns out.
 func (s *Session) Feed(b []byte, out []byte) []byte {
 	Global.Bytes.Add(uint64(len(b)))
-	switch s.scenario {
-	case ScenarioReqResp:
-		before := s.resp.Reqs
-		out = s.resp.Feed(b, out)
-		Global.Msgs.Add(s.resp.Reqs - before)
-		if s.resp.Broken() {
+	switch s.kind {
+	case kindReqResp:
+		x := s.ext
+		before := x.resp.Reqs
+		out = x.resp.Feed(b, out)
+		Global.Msgs.Add(x.resp.Reqs - before)
+		if x.resp.Broken() {
 			Global.Errors.Add(1)
 		}
-	case ScenarioFanout:
+	case kindFanout:
 		s.feedFanout(b)
 	default:
 		if n := s.frames.Feed(b); n > 0 {
@@ -87,7 +130,7 @@ func (s *Session) Feed(b []byte, out []byte) []byte {
 }
 
 // Broken reports whether the peer violated the protocol.
-func (s *Session) Broken() bool { return s.resp.Broken() }
+func (s *Session) Broken() bool { return s.kind == kindReqResp && s.ext.resp.Broken() }
 
 // CountFrame records one complete frame whose payload a contender read by
 // itself (the bufio + make contender), touching it like FrameSink does.
@@ -132,31 +175,32 @@ func (s *Session) Close() {
 	}
 	s.closed = true
 	Global.Conns.Add(-1)
-	if s.role != proto.RoleSubscriber {
+	if s.kind != kindFanout || s.ext.role != proto.RoleSubscriber {
 		return
 	}
 	fanout.mu.Lock()
 	defer fanout.mu.Unlock()
-	list := fanout.subs[s.stream]
+	list := fanout.subs[s.ext.stream]
 	for i, x := range list {
 		if x == s {
-			fanout.subs[s.stream] = append(list[:i:i], list[i+1:]...)
+			fanout.subs[s.ext.stream] = append(list[:i:i], list[i+1:]...)
 			break
 		}
 	}
 }
 
 func (s *Session) feedFanout(b []byte) {
-	if s.helloN < proto.HelloSize {
-		k := copy(s.hello[s.helloN:], b)
-		s.helloN += k
+	x := s.ext
+	if x.helloN < proto.HelloSize {
+		k := copy(x.hello[x.helloN:], b)
+		x.helloN += k
 		b = b[k:]
-		if s.helloN < proto.HelloSize {
+		if x.helloN < proto.HelloSize {
 			return
 		}
-		s.feedFanoutHello(s.hello[:])
+		s.feedFanoutHello(x.hello[:])
 	}
-	if len(b) == 0 || s.role != proto.RolePublisher {
+	if len(b) == 0 || x.role != proto.RolePublisher {
 		return
 	}
 	if n := s.frames.Feed(b); n > 0 {
@@ -169,12 +213,12 @@ func (s *Session) feedFanout(b []byte) {
 // of the session's stream.
 func (s *Session) Forward(b []byte) {
 	fanout.mu.RLock()
-	subs := fanout.subs[s.stream]
+	subs := fanout.subs[s.ext.stream]
 	fanout.mu.RUnlock()
 	for _, sub := range subs {
-		sub.wmu.Lock()
-		err := sub.w(b)
-		sub.wmu.Unlock()
+		sub.ext.wmu.Lock()
+		err := sub.ext.w(b)
+		sub.ext.wmu.Unlock()
 		if err != nil {
 			Global.Errors.Add(1)
 			continue
@@ -186,13 +230,30 @@ func (s *Session) Forward(b []byte) {
 // ForwardFrame is Forward for a contender that read a whole frame itself: it
 // rebuilds the frame so that each subscriber gets one write.
 func (s *Session) ForwardFrame(payload []byte) {
-	s.scratch = binary.BigEndian.AppendUint32(s.scratch[:0], uint32(len(payload)))
-	s.scratch = append(s.scratch, payload...)
-	s.Forward(s.scratch)
+	x := s.ext
+	x.scratch = binary.BigEndian.AppendUint32(x.scratch[:0], uint32(len(payload)))
+	x.scratch = append(x.scratch, payload...)
+	s.Forward(x.scratch)
+}
+
+// Scenario returns the session's scenario.
+func (s *Session) Scenario() string {
+	switch s.kind {
+	case kindReqResp:
+		return ScenarioReqResp
+	case kindFanout:
+		return ScenarioFanout
+	}
+	return ScenarioStream
 }
 
 // HelloDone reports whether the fan-out hello has been read, and the role.
-func (s *Session) HelloDone() (bool, byte) { return s.helloN == proto.HelloSize, s.role }
+func (s *Session) HelloDone() (bool, byte) {
+	if s.kind != kindFanout {
+		return false, 0
+	}
+	return s.ext.helloN == proto.HelloSize, s.ext.role
+}
 
 // SetHello records a hello a contender read by itself.
 func (s *Session) SetHello(h []byte) {
@@ -201,12 +262,13 @@ func (s *Session) SetHello(h []byte) {
 }
 
 func (s *Session) feedFanoutHello(h []byte) {
-	copy(s.hello[:], h)
-	s.helloN = proto.HelloSize
-	s.role, s.stream = proto.ParseHello(h)
-	if s.role == proto.RoleSubscriber {
+	x := s.ext
+	copy(x.hello[:], h)
+	x.helloN = proto.HelloSize
+	x.role, x.stream = proto.ParseHello(h)
+	if x.role == proto.RoleSubscriber {
 		fanout.mu.Lock()
-		fanout.subs[s.stream] = append(fanout.subs[s.stream], s)
+		fanout.subs[x.stream] = append(fanout.subs[x.stream], s)
 		fanout.mu.Unlock()
 	}
 }

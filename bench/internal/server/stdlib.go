@@ -61,7 +61,7 @@ func serveStdlib(cfg Config, handle func(net.Conn, *Session)) (string, func() er
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s := NewSession(cfg.Scenario, func(b []byte) error { _, err := c.Write(b); return err })
+				s := NewSession(cfg.Scenario, func() Writer { return func(b []byte) error { _, err := c.Write(b); return err } })
 				handle(c, s)
 				s.Close()
 				mu.Lock()
@@ -134,7 +134,7 @@ func flush(c net.Conn, s *Session, out []byte) bool {
 // each message's payload with make, as the articles this benchmark answers did.
 func handleBufio(c net.Conn, s *Session) {
 	br := bufio.NewReader(c)
-	switch s.scenario {
+	switch s.Scenario() {
 	case ScenarioReqResp:
 		bw := bufio.NewWriter(c)
 		for {

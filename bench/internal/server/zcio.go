@@ -42,12 +42,6 @@ func init() {
 	})
 }
 
-// zcioConn is one connection's state in handler mode.
-type zcioConn struct {
-	s   *Session
-	out []byte
-}
-
 // zcioHandler runs the scenario on the engine loops: it consumes everything
 // buffered on each OnData call, in place, and never waits. Each connection's
 // state is its Conn's Value.
@@ -56,12 +50,11 @@ type zcioHandler struct {
 }
 
 func (h *zcioHandler) OnOpen(c *reader.Conn) {
-	w := func(b []byte) error { _, err := c.Write(b); return err }
-	c.SetValue(&zcioConn{s: NewSession(h.scenario, w)})
+	c.SetValue(NewSession(h.scenario, func() Writer { return func(b []byte) error { _, err := c.Write(b); return err } }))
 }
 
 func (h *zcioHandler) OnData(c *reader.Conn) {
-	zc, ok := c.Value().(*zcioConn)
+	s, ok := c.Value().(*Session)
 	if !ok {
 		return
 	}
@@ -70,26 +63,28 @@ func (h *zcioHandler) OnData(c *reader.Conn) {
 	if n == 0 {
 		return
 	}
-	zc.out = zc.out[:0]
-	if err := r.ReadRange(n, func(b []byte) { zc.out = zc.s.Feed(b, zc.out) }); err != nil {
+	out := s.Out()
+	err := r.ReadRange(n, func(b []byte) { out = s.Feed(b, out) })
+	s.KeepOut(out)
+	if err != nil {
 		if !errors.Is(err, reader.ErrWouldBlock) {
 			_ = c.Close()
 		}
 		return
 	}
-	if len(zc.out) > 0 {
-		if _, err := c.Write(zc.out); err != nil {
+	if len(out) > 0 {
+		if _, err := c.Write(out); err != nil {
 			_ = c.Close()
 		}
 	}
-	if zc.s.Broken() {
+	if s.Broken() {
 		_ = c.Close()
 	}
 }
 
 func (h *zcioHandler) OnClose(c *reader.Conn, _ error) {
-	if zc, ok := c.Value().(*zcioConn); ok {
-		zc.s.Close()
+	if s, ok := c.Value().(*Session); ok {
+		s.Close()
 	}
 }
 
@@ -158,7 +153,7 @@ func startZcio(cfg Config, engine reader.Option, handler bool) (string, func() e
 // one byte, then consume everything buffered in place.
 func serveZcioBlocking(c *reader.Conn, scenario string) {
 	defer c.Close()
-	s := NewSession(scenario, func(b []byte) error { _, err := c.Write(b); return err })
+	s := NewSession(scenario, func() Writer { return func(b []byte) error { _, err := c.Write(b); return err } })
 	defer s.Close()
 	r := c.Reader()
 	var out []byte
