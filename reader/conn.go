@@ -163,9 +163,18 @@ func (s *sink) End(err error) {
 func (s *sink) Detached() {
 	c := s.c
 	if c.h != nil {
-		// Handler mode: the Reader lives on this loop and is idle here.
+		// Handler mode: a Reader lent to the connection lives on this loop
+		// and is idle here (unless a handler kept it past its callback).
 		c.handlerEnd(net.ErrClosed)
-		_ = c.r.Close()
+		if r := c.r; r != nil {
+			r.shutdown()
+			c.r = nil
+			if r.gs.Load() == gsClosed && r.n == 0 && len(r.segs) == 0 {
+				r.closed = false
+				r.gs.Store(gsIdle)
+				c.g.readers[c.ei].put(r)
+			}
+		}
 	}
 	// The engine's hold goes before a Close waiting for Detached returns:
 	// the last drop, which may stop the engines, then happens on the
@@ -181,8 +190,11 @@ func (s *handlerSink) Opened() { s.c.callOpen() }
 // what it holds of an unfinished message; a handler's Reader, idle on this
 // loop between callbacks, spills now.
 func (s *sink) Starved() {
-	if s.c.h != nil {
-		s.c.r.spillIdle()
+	if c := s.c; c.h != nil {
+		if c.r != nil {
+			c.r.spillIdle()
+			c.giveBack()
+		}
 		return
 	}
 	s.c.q.Nudge()
@@ -200,12 +212,12 @@ func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*C
 	c.hs.c = c
 	c.q = new(segq.Queue)
 	c.q.Init(g.queues[i], &c.hs.sink)
-	c.r = newQueueReader(c.q, o)
-	c.r.guarded = true
 	var s engineSink = &c.hs.sink
 	if h != nil {
-		c.r.SetNonBlocking(true)
-		s = &c.hs
+		s = &c.hs // the Reader is lent while callbacks run (lend.go)
+	} else {
+		c.r = newQueueReader(c.q, o)
+		c.r.guarded = true
 	}
 	c.holds.Store(2) // the owner (until Close) and the engine (until Detached)
 	g.retain()
@@ -240,10 +252,27 @@ func (s *sink) Resume() {
 	}
 }
 
-// Reader returns the connection's zero-copy Reader. It belongs to one
-// goroutine at a time; in handler mode, to the handler's callbacks. Views it
-// hands out point into the engine's arena and follow the Reader's rules.
-func (c *Conn) Reader() *Reader { return c.r }
+// Reader returns the connection's zero-copy Reader. Views it hands out point
+// into the engine's arena and follow the Reader's rules.
+//
+// In blocking mode the Conn owns one Reader for its whole life; it belongs
+// to one goroutine at a time.
+//
+// In handler mode the engine lends the connection a Reader while its
+// callbacks run and takes it back once a callback returns with nothing
+// buffered in it, so that an idle connection costs no Reader. Call Reader in
+// each callback and do not keep the result past the callback: afterwards it
+// may be serving another connection. Outside the connection's callbacks
+// Reader returns one whose every call fails with ErrOutsideCallback.
+func (c *Conn) Reader() *Reader {
+	if c.h == nil {
+		return c.r
+	}
+	if !c.inCallback.Load() {
+		return c.outsideReader()
+	}
+	return c.lent()
+}
 
 // SetValue attaches v to the connection: state of the caller's own (a
 // handler's per-connection session, say) found again with Value, with no
@@ -265,18 +294,21 @@ func (c *Conn) Engine() EngineInfo { return c.g.info }
 
 // Read copies buffered bytes into p (io.Reader). It waits for data unless
 // the connection is in handler mode.
-func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// In handler mode it works only inside the connection's callbacks (else
+// ErrOutsideCallback).
+func (c *Conn) Read(p []byte) (int, error) { return c.Reader().Read(p) }
 
 // ReadContext is Read with a context: it returns ctx.Err() when ctx ends
 // while waiting, with nothing consumed.
 func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
+	r := c.Reader()
 	if len(p) == 0 {
-		return c.r.Read(p)
+		return r.Read(p)
 	}
-	if err := c.r.Wait(ctx, 1); err != nil && c.r.Buffered() == 0 {
+	if err := r.Wait(ctx, 1); err != nil && r.Buffered() == 0 {
 		return 0, err
 	}
-	return c.r.Read(p)
+	return r.Read(p)
 }
 
 // Write writes p to the socket. Called from a handler (on an engine loop) it
@@ -552,7 +584,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.r.SetDeadline(t)
+	c.q.SetDeadline(t)
 	return nil
 }
 

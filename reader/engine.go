@@ -223,6 +223,10 @@ type group struct {
 	info    EngineInfo
 	engines []engine
 	queues  []*segq.Shared // the queue settings of engines[i]'s connections
+	// readers[i] lends Readers to engines[i]'s handler-mode connections
+	// (lend.go); lends is false where the engine has no loop to own it.
+	readers []readerPool
+	lends   bool
 	next    atomic.Uint32
 	refs    atomic.Int64
 	qlimit  int
@@ -254,7 +258,7 @@ func newGroup(o *engineOptions) (*group, error) {
 	if qlimit <= 0 {
 		qlimit = min(DefaultQueueLimit, blocks*bs/4)
 	}
-	g := &group{info: info, qlimit: qlimit}
+	g := &group{info: info, qlimit: qlimit, lends: info.Name != NamePortable}
 	for range n {
 		a, err := arena.New(arena.Config{BlockSize: bs, Blocks: blocks, Debug: o.debug})
 		if err != nil {
@@ -276,6 +280,7 @@ func newGroup(o *engineOptions) (*group, error) {
 			OnRelease: e.releaser(),
 		}))
 	}
+	g.readers = make([]readerPool, len(g.engines))
 	g.refs.Store(1)
 	return g, nil
 }

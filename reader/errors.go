@@ -30,6 +30,11 @@ var (
 	// ErrVarintOverflow is returned when a varint does not fit in 64 bits.
 	// Nothing was consumed.
 	ErrVarintOverflow = errors.New("zcio/reader: varint overflows a 64-bit integer")
+	// ErrOutsideCallback is returned by the Reader (and Read) of a
+	// handler-mode connection used outside the connection's own callbacks:
+	// a handler-mode Reader is lent to the connection only while one of its
+	// callbacks runs.
+	ErrOutsideCallback = errors.New("zcio/reader: handler-mode Reader used outside the connection's callbacks")
 	// ErrNegativeCount is returned when a byte count is negative.
 	ErrNegativeCount = errors.New("zcio/reader: negative count")
 

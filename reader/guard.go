@@ -26,6 +26,9 @@ func (r *Reader) enter() error {
 	}
 	if r.closed {
 		r.end()
+		if r.outside {
+			return ErrOutsideCallback
+		}
 		return ErrClosed
 	}
 	return nil

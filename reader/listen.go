@@ -55,6 +55,9 @@ func Listen(network, addr string, opts ...Option) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{ln: ln, g: g, o: o}
+	for i := range g.readers {
+		g.readers[i].o = &l.o // the settings of the Readers its handlers borrow
+	}
 	if network == "unix" {
 		l.kind = connUnix
 	}
@@ -261,6 +264,7 @@ func (c *Conn) guard(fn func()) {
 			return
 		}
 		c.inCallback.Store(false)
+		c.giveBack()
 	}()
 	fn()
 }

@@ -88,6 +88,7 @@ type Reader struct {
 	lag         bool // ReadByte consumed the head's last byte and left it in place
 	unread      bool // the last call was a successful ReadByte
 	closed      bool
+	outside     bool // a handler-mode Reader asked for outside the callbacks (lend.go)
 	// guarded: the Reader belongs to an engine's connection, whose Close may
 	// come from another goroutine while a call is in progress.
 	guarded bool

@@ -1,0 +1,80 @@
+package reader
+
+import "github.com/zcio/zcio/internal/segq"
+
+// Handler-mode connections do not own a Reader. An engine's loop lends one
+// to a connection for as long as it holds buffered bytes: from the first
+// callback that asks for it (Conn.Reader) until a callback returns with
+// nothing left in it. An idle connection then costs no Reader at all, and
+// the Readers' scratch slices are reused across connections instead of one
+// set per connection.
+
+// maxFreeReaders bounds how many idle Readers an engine keeps for lending.
+const maxFreeReaders = 4096
+
+// readerPool is one engine's idle Readers, lent to its handler-mode
+// connections. Only the engine's loop uses it.
+type readerPool struct {
+	o    *options // the Listener's: limits and context of every Reader made
+	free []*Reader
+}
+
+// get returns a Reader over q, idle and empty.
+func (p *readerPool) get(q *segq.Queue) *Reader {
+	if n := len(p.free); n > 0 {
+		r := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		r.src = newQueueSource(q)
+		return r
+	}
+	r := newQueueReader(q, p.o)
+	r.guarded = true
+	r.nonBlocking = true
+	return r
+}
+
+// put takes back a Reader get lent, which must be idle and empty.
+func (p *readerPool) put(r *Reader) {
+	r.src = nil
+	r.ctx = nil
+	r.scan, r.scanDelim, r.unread = 0, 0, false
+	r.nonBlocking = true
+	if len(p.free) < maxFreeReaders {
+		p.free = append(p.free, r)
+	}
+}
+
+// lendable reports whether r holds nothing and no call is using it, so that
+// it may go back to the pool.
+func (r *Reader) lendable() bool {
+	return r.gs.Load() == gsIdle && !r.closed && !r.lag && r.n == 0 && len(r.segs) == 0
+}
+
+// lent returns the Reader a handler-mode connection is using, lending it one
+// first if it has none. Loop only (in a callback, or in the engine's sink).
+func (c *Conn) lent() *Reader {
+	if c.r == nil {
+		c.r = c.g.readers[c.ei].get(c.q)
+	}
+	return c.r
+}
+
+// giveBack returns c's Reader to the engine's pool if it holds nothing. It
+// runs on the loop after each callback; on engines without a loop (the
+// portable one) a connection keeps its Reader.
+func (c *Conn) giveBack() {
+	if r := c.r; r != nil && c.g.lends && r.lendable() {
+		c.r = nil
+		c.g.readers[c.ei].put(r)
+	}
+}
+
+// outsideReader returns the Reader a handler-mode connection hands out
+// outside its callbacks: every call fails with ErrOutsideCallback. It
+// allocates, but only on that misuse.
+func (c *Conn) outsideReader() *Reader {
+	r := newQueueReader(c.q, c.g.readers[c.ei].o)
+	r.closed, r.outside = true, true
+	return r
+}

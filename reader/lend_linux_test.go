@@ -1,0 +1,175 @@
+package reader
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lendStep is what lendHandler saw in one OnData.
+type lendStep struct {
+	hadReader bool    // the connection held a Reader when the callback began
+	r         *Reader // the Reader the callback got
+	got       string  // what it consumed
+	left      int     // bytes it left buffered
+	free      int     // the engine's idle Readers when the callback began
+}
+
+// lendHandler consumes at most take bytes per OnData and reports each call.
+type lendHandler struct {
+	take  atomic.Int64
+	conns chan *Conn
+	steps chan lendStep
+}
+
+func (h *lendHandler) OnOpen(c *Conn) { h.conns <- c }
+
+func (h *lendHandler) OnData(c *Conn) {
+	had := c.r != nil // on the loop: the only goroutine that changes c.r
+	free := len(c.g.readers[c.ei].free)
+	r := c.Reader()
+	n := min(r.Buffered(), int(h.take.Load()))
+	var got []byte
+	if err := r.ReadRange(n, func(b []byte) { got = append(got, b...) }); err != nil {
+		panic(err)
+	}
+	h.steps <- lendStep{hadReader: had, r: r, got: string(got), left: r.Buffered(), free: free}
+}
+
+func (h *lendHandler) OnClose(*Conn, error) {}
+
+// TestHandlerReaderIsLent: a handler-mode connection holds a Reader only
+// while bytes are buffered in it; an emptied Reader goes back to the
+// engine and is lent again, and outside the callbacks the Reader refuses
+// every call.
+func TestHandlerReaderIsLent(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &lendHandler{conns: make(chan *Conn, 1), steps: make(chan lendStep, 4)}
+			h.take.Store(2)
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			c := <-h.conns
+			step := func(send string) lendStep {
+				t.Helper()
+				_, err := peer.Write([]byte(send))
+				require.NoError(t, err)
+				select {
+				case s := <-h.steps:
+					return s
+				case <-time.After(5 * time.Second):
+					t.Fatal("no OnData")
+				}
+				return lendStep{}
+			}
+
+			s1 := step("hello")
+			assert.False(t, s1.hadReader, "an idle connection holds no Reader")
+			assert.Equal(t, "he", s1.got)
+			assert.Equal(t, 3, s1.left)
+
+			s2 := step("!") // the Reader still holds "llo": it stays lent
+			assert.True(t, s2.hadReader)
+			assert.Same(t, s1.r, s2.r)
+			assert.Equal(t, "ll", s2.got)
+			assert.Equal(t, 2, s2.left)
+
+			h.take.Store(1 << 20)
+			s3 := step("?")
+			assert.True(t, s3.hadReader)
+			assert.Equal(t, "o!?", s3.got)
+			assert.Zero(t, s3.left)
+
+			s4 := step("x") // emptied by s3: given back, then lent again
+			assert.False(t, s4.hadReader)
+			assert.Same(t, s1.r, s4.r, "the engine lends the Reader it got back")
+			assert.Equal(t, "x", s4.got)
+
+			// Outside the callbacks: refused, nothing consumed.
+			_, err := peer.Write([]byte("later"))
+			require.NoError(t, err)
+			s5 := <-h.steps
+			assert.Equal(t, "later", s5.got)
+			r := c.Reader()
+			err = r.Peek(1, func([][]byte) {})
+			assert.ErrorIs(t, err, ErrOutsideCallback)
+			_, err = c.Read(make([]byte, 4))
+			assert.ErrorIs(t, err, ErrOutsideCallback)
+			assert.Zero(t, r.Buffered())
+
+			require.NoError(t, c.Close())
+			require.NoError(t, ln.Close())
+			assert.ErrorIs(t, <-served, net.ErrClosed)
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// TestHandlerReaderLentAcrossConnections: many connections of one engine,
+// each left with a partial message between callbacks, keep their bytes;
+// the engine's free Readers never outnumber the connections.
+func TestHandlerReaderLentAcrossConnections(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			const conns = 16
+			h := &lendHandler{conns: make(chan *Conn, conns), steps: make(chan lendStep, 4*conns)}
+			h.take.Store(3)
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peers := make([]net.Conn, conns)
+			for i := range peers {
+				peers[i] = dial(t, ln)
+				defer peers[i].Close()
+				<-h.conns
+			}
+			for _, p := range peers {
+				_, err := p.Write([]byte("abcd")) // "abc" read, "d" kept
+				require.NoError(t, err)
+			}
+			kept := 0
+			lent := map[*Reader]bool{}
+			for range conns {
+				s := <-h.steps
+				assert.Equal(t, "abc", s.got)
+				kept += s.left
+				lent[s.r] = true
+			}
+			assert.Equal(t, conns, kept)
+			assert.Len(t, lent, conns, "a Reader holding bytes is lent to one connection only")
+			for _, p := range peers {
+				_, err := p.Write([]byte("ef")) // "def" read: empty again
+				require.NoError(t, err)
+			}
+			for range conns {
+				s := <-h.steps
+				assert.True(t, s.hadReader)
+				assert.Equal(t, "def", s.got)
+				assert.Zero(t, s.left)
+			}
+			maxFree := 0
+			for _, p := range peers {
+				_, err := p.Write([]byte("g"))
+				require.NoError(t, err)
+				s := <-h.steps // one at a time: each borrows and gives back
+				assert.False(t, s.hadReader)
+				assert.Equal(t, "g", s.got)
+				maxFree = max(maxFree, s.free)
+			}
+			assert.Equal(t, conns, maxFree, "every emptied Reader went back to the engine")
+			for _, p := range peers {
+				require.NoError(t, p.Close())
+			}
+			require.NoError(t, ln.Close())
+			assert.ErrorIs(t, <-served, net.ErrClosed)
+			arenasIdle(t, g)
+		})
+	}
+}
