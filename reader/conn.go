@@ -52,7 +52,6 @@ type Conn struct {
 	value atomic.Pointer[any] // SetValue
 
 	detached sync.WaitGroup // done once the engine let go (Detached)
-	endErr   error          // handler mode: how the stream ended (loop only)
 	ws       *writeState    // under wmu; made when first needed
 	addrs    *connAddrs     // under amu; bare socket: looked up on first use
 
@@ -154,7 +153,6 @@ func (s *sink) Flush() {
 func (s *sink) End(err error) {
 	s.c.q.Finish(err)
 	if s.c.h != nil {
-		s.c.endErr = err
 		s.c.callData()
 		s.c.handlerEnd(err)
 	}

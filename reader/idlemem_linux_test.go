@@ -22,8 +22,8 @@ const idleConns = 2000
 // after each connection has received one message. They guard against a
 // regression; the figures measured are logged.
 const (
-	idleHandlerHeapBudget  = 470
-	idleBlockingHeapBudget = 860
+	idleHandlerHeapBudget  = 420
+	idleBlockingHeapBudget = 820
 )
 
 // countingHandler consumes everything, counting bytes; it keeps no state of

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -130,16 +131,16 @@ const (
 
 // econn is one attached socket, owned by the loop but for detachRq.
 type econn struct {
-	fd       int
+	fd       int32 // int32 and this order: EngineConn fits 48 bytes
 	slot     uint32
 	gen      uint32
-	sink     Sink
 	state    uint8
 	armed    bool // a receive is in the kernel: its final CQE has not come
 	cancel   bool // a cancel was submitted for the armed receive
 	detach   bool // Detach was processed: finish once the receive is gone
 	queued   bool
 	detachRq atomic.Bool
+	sink     Sink
 }
 
 // Sink receives one connection's data; see the fallback package's Sink for
@@ -255,10 +256,10 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, ErrClosed)
 	}
-	if fd < 0 {
+	if fd < 0 || fd > math.MaxInt32 {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, unix.EBADF)
 	}
-	h := &EngineConn{e: e, c: econn{fd: fd, sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}}
+	h := &EngineConn{e: e, c: econn{fd: int32(fd), sink: sink, gen: e.gen.Add(1) & 0xffffff, state: cOpening}}
 	c := &h.c
 	slot, ok := e.slots.Reserve()
 	if !ok {
@@ -436,7 +437,7 @@ const pollIn = 0x1
 
 func (e *Engine) arm(c *econn) {
 	s := e.sqe()
-	s.PrepRecvMultishot(c.fd, engineGroup, userData(udRecv, c.gen, c.slot))
+	s.PrepRecvMultishot(int(c.fd), engineGroup, userData(udRecv, c.gen, c.slot))
 	// The multishot ends after armCap bytes (sqe optlen, Linux 6.15) and is
 	// armed again: a pause asked by the sink then takes effect within
 	// armCap bytes, instead of after every free block went to one busy

@@ -307,3 +307,9 @@ func TestConfigErrors(t *testing.T) {
 	_, err := NewEngine(EngineConfig{})
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+// Every attached connection has an EngineConn, idle or not: keep it in the
+// 48-byte size class.
+func TestEngineConnIsSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(EngineConn{}), uintptr(48))
+}

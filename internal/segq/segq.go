@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -89,25 +90,26 @@ type Queue struct {
 	resume Resumer // nil: nobody to tell
 
 	pending  atomic.Int64  // bytes pushed and not yet given back
-	runs     atomic.Int64  // runs pushed and not yet given back
-	last     arena.Ref     // block of the last segment pushed (under mu)
 	lastDone atomic.Uint64 // block of the last segment given back, packed
+	last     arena.Ref     // block of the last segment pushed (under mu)
+	runs     atomic.Int32  // runs pushed and not yet given back
 	paused   atomic.Bool   // Push told the producer to pause
 
 	// Under mu:
 	closed  bool
+	ended   bool  // Finish was called: x.end says how
 	nudged  bool  // Nudge was called; the next blocking Take says so
 	waiting uint8 // how the consumer waits, if it does (waitCond, waitChan)
 	mu      sync.Mutex
 	segs    []Segment // queued, oldest first
-	end     error     // set by Finish
 	// cond (L is mu) is where a consumer waits with no deadline and no
 	// context: the shallowest wait (the goroutine parked there fits in the
 	// smallest stack). Made by the first such wait.
 	cond *sync.Cond
-	// tw is what a wait with a deadline or a context needs; made by the
-	// first such wait or SetDeadline, so most queues never have one.
-	tw *timedWait
+	// x is what most queues never need until their end: the end of stream,
+	// and the state of waits with a deadline or a context. Made by Finish,
+	// SetDeadline or the first such wait.
+	x *rare
 }
 
 // How a consumer waits (Queue.waiting).
@@ -116,8 +118,9 @@ const (
 	waitChan                  // in a select on tw.notify
 )
 
-// timedWait is the state of waits with a deadline or a context.
-type timedWait struct {
+// rare is the part of a Queue that Finish, deadlines and contexts need.
+type rare struct {
+	end      error // set by Finish (ended)
 	deadline time.Time
 	notify   chan struct{} // capacity 1: "look again"
 	timer    *time.Timer   // consumer only
@@ -138,7 +141,7 @@ type Shared struct {
 	a       *arena.Arena
 	limit   int64
 	low     int64
-	maxRuns int64
+	maxRuns int32
 	spill   *Spiller
 	release func(arena.Ref) // Config.OnRelease, else the arena's Release
 }
@@ -161,7 +164,7 @@ func NewShared(cfg Config) *Shared {
 		a:       cfg.Arena,
 		limit:   limit,
 		low:     limit / 2,
-		maxRuns: int64(cfg.MaxBlocks),
+		maxRuns: int32(min(max(cfg.MaxBlocks, 0), math.MaxInt32)),
 		spill:   cfg.Spiller,
 		release: release,
 	}
@@ -216,7 +219,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		panic(fmt.Sprintf("zcio/segq: push %v: bytes [%d, %d) outside a %d-byte block", s.Ref, s.Off, s.Off+s.Len, sh.a.BlockSize()))
 	}
 	q.mu.Lock()
-	if q.closed || q.end != nil {
+	if q.closed || q.ended {
 		q.mu.Unlock()
 		q.Release(s.Ref)
 		return true
@@ -271,8 +274,9 @@ func (q *Queue) Finish(err error) {
 		err = io.EOF
 	}
 	q.mu.Lock()
-	if q.end == nil {
-		q.end = err
+	if !q.ended {
+		q.ended = true
+		q.rareLocked().end = err
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
@@ -283,8 +287,8 @@ func (q *Queue) Finish(err error) {
 // waiting sees the new deadline at once.
 func (q *Queue) SetDeadline(t time.Time) {
 	q.mu.Lock()
-	if q.tw != nil || !t.IsZero() {
-		q.timedLocked().deadline = t
+	if q.x != nil || !t.IsZero() {
+		q.rareLocked().deadline = t
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
@@ -339,10 +343,11 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			q.mu.Unlock()
 			return dst, nil
 		}
-		end, closed := q.end, q.closed
+		closed := q.closed
+		var end error
 		var deadline time.Time
-		if q.tw != nil {
-			deadline = q.tw.deadline
+		if x := q.x; x != nil {
+			end, deadline = x.end, x.deadline
 		}
 		nudged := q.nudged && !nonBlocking
 		if nudged {
@@ -368,11 +373,11 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			}
 		default:
 			q.waiting = waitChan
-			tw := q.timedLocked()
-			if tw.notify == nil {
-				tw.notify = make(chan struct{}, 1)
+			x := q.rareLocked()
+			if x.notify == nil {
+				x.notify = make(chan struct{}, 1)
 			}
-			notify = tw.notify
+			notify = x.notify
 		}
 		q.mu.Unlock()
 		switch {
@@ -432,14 +437,14 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan stru
 		if d <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		tw := q.tw // made by Take under mu before this wait
-		if tw.timer == nil {
-			tw.timer = time.NewTimer(d)
+		x := q.x // made by Take under mu before this wait
+		if x.timer == nil {
+			x.timer = time.NewTimer(d)
 		} else {
-			tw.timer.Reset(d)
+			x.timer.Reset(d)
 		}
-		defer tw.timer.Stop()
-		expired = tw.timer.C
+		defer x.timer.Stop()
+		expired = x.timer.C
 	}
 	select {
 	case <-notify:
@@ -460,19 +465,18 @@ func (q *Queue) wakeLocked() {
 	case waitChan:
 		q.waiting = 0
 		select {
-		case q.tw.notify <- struct{}{}:
+		case q.x.notify <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// timedLocked returns the queue's timedWait, making it on first use; mu is
-// held.
-func (q *Queue) timedLocked() *timedWait {
-	if q.tw == nil {
-		q.tw = new(timedWait)
+// rareLocked returns q.x, making it on first use; mu is held.
+func (q *Queue) rareLocked() *rare {
+	if q.x == nil {
+		q.x = new(rare)
 	}
-	return q.tw
+	return q.x
 }
 
 // Done gives back a segment the consumer has finished with: its bytes leave

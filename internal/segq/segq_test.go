@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -404,4 +405,10 @@ func TestTimedAndPlainWaitsMix(t *testing.T) {
 	assert.EqualValues(t, 4, got[0].Len)
 	q.Done(got[0])
 	assert.Zero(t, a.InUse())
+}
+
+// Every connection of an engine has a Queue, idle or not: keep it in the
+// 112-byte size class (what waits and the end of stream need is made apart).
+func TestQueueIsSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(segq.Queue{}), uintptr(112))
 }
