@@ -49,7 +49,7 @@ type Conn struct {
 	r     *Reader
 	hs    handlerSink         // its sink is what blocking mode hands the engine
 	h     Handler             // nil in blocking mode
-	value atomic.Pointer[any] // SetValue
+	value any // SetValue; under amu
 
 	detached sync.WaitGroup // done once the engine let go (Detached)
 	ws       *writeState    // under wmu; made when first needed
@@ -60,7 +60,7 @@ type Conn struct {
 	holds       atomic.Int32 // owner + engine + active flusher; 0 closes the fd
 	inCallback  atomic.Bool  // a handler callback of this connection is running
 	wmu         sync.Mutex   // the writing side
-	amu         sync.Mutex   // guards addrs; never held while taking wmu
+	amu         sync.Mutex   // guards addrs and value; never held while taking wmu
 
 	ei       uint16 // g.engines[ei] reads the connection
 	kind     uint8  // connTCP or connUnix
@@ -275,16 +275,22 @@ func (c *Conn) Reader() *Reader {
 // SetValue attaches v to the connection: state of the caller's own (a
 // handler's per-connection session, say) found again with Value, with no
 // map from connections to state. The Conn only keeps v; it never looks
-// inside it. Safe for concurrent use; each call allocates the 16-byte box
-// that holds v, so set it once (in OnOpen, say) rather than per message.
-func (c *Conn) SetValue(v any) { c.value.Store(&v) }
+// inside it. Safe for concurrent use. It allocates nothing beyond what
+// converting v to an interface does (nothing for a pointer): an idle
+// connection's state costs no box.
+func (c *Conn) SetValue(v any) {
+	c.amu.Lock()
+	c.value = v
+	c.amu.Unlock()
+}
 
-// Value returns what SetValue last attached, nil if nothing.
+// Value returns what SetValue last attached, nil if nothing. Safe for
+// concurrent use; it takes an uncontended lock, not an allocation.
 func (c *Conn) Value() any {
-	if p := c.value.Load(); p != nil {
-		return *p
-	}
-	return nil
+	c.amu.Lock()
+	v := c.value
+	c.amu.Unlock()
+	return v
 }
 
 // Engine reports which engine reads this connection and why it was chosen.

@@ -911,6 +911,9 @@ func TestConnValue(t *testing.T) {
 	got, ok := c.Value().(*session)
 	require.True(t, ok)
 	assert.Same(t, s, got)
+	// A pointer is kept as it is: no box per connection.
+	assert.Zero(t, testing.AllocsPerRun(100, func() { c.SetValue(s) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = c.Value() }))
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Add(1)
