@@ -168,7 +168,6 @@ func (s *sink) Detached() {
 			r.shutdown()
 			c.r = nil
 			if r.gs.Load() == gsClosed && r.n == 0 && len(r.segs) == 0 {
-				r.closed = false
 				r.gs.Store(gsIdle)
 				c.g.readers[c.ei].put(r)
 			}

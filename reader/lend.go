@@ -26,6 +26,7 @@ func (p *readerPool) get(q *segq.Queue) *Reader {
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
 		r.src = newQueueSource(q)
+		r.closed, r.outside = false, false
 		return r
 	}
 	r := newQueueReader(q, p.o)
@@ -34,9 +35,12 @@ func (p *readerPool) get(q *segq.Queue) *Reader {
 	return r
 }
 
-// put takes back a Reader get lent, which must be idle and empty.
+// put takes back a Reader get lent, which must be idle and empty. Until it
+// is lent again, a call through a pointer kept past a callback fails with
+// ErrOutsideCallback. (Its source stays the last connection's queue, so
+// that the calls that do not check, such as SetDeadline, stay harmless.)
 func (p *readerPool) put(r *Reader) {
-	r.src = nil
+	r.closed, r.outside = true, true
 	r.ctx = nil
 	r.scan, r.scanDelim, r.unread = 0, 0, false
 	r.nonBlocking = true

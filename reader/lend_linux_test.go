@@ -2,6 +2,7 @@ package reader
 
 import (
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,12 +98,19 @@ func TestHandlerReaderIsLent(t *testing.T) {
 			require.NoError(t, err)
 			s5 := <-h.steps
 			assert.Equal(t, "later", s5.got)
+			for c.inCallback.Load() { // s5 was sent from inside OnData
+				runtime.Gosched()
+			}
 			r := c.Reader()
 			err = r.Peek(1, func([][]byte) {})
 			assert.ErrorIs(t, err, ErrOutsideCallback)
 			_, err = c.Read(make([]byte, 4))
 			assert.ErrorIs(t, err, ErrOutsideCallback)
 			assert.Zero(t, r.Buffered())
+			// A lent Reader kept past its callback fails the same way once
+			// the engine has it back.
+			err = s5.r.Peek(1, func([][]byte) {})
+			assert.ErrorIs(t, err, ErrOutsideCallback)
 
 			require.NoError(t, c.Close())
 			require.NoError(t, ln.Close())

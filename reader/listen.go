@@ -263,8 +263,8 @@ func (c *Conn) guard(fn func()) {
 			_ = c.Close()
 			return
 		}
+		c.giveBack() // before inCallback drops: see Conn.Reader
 		c.inCallback.Store(false)
-		c.giveBack()
 	}()
 	fn()
 }
