@@ -33,7 +33,8 @@ type engineSink interface {
 // copies (use Reader for views into the arena), Write goes to the socket in
 // order and never blocks an engine loop. Its methods are safe for concurrent
 // use, except that the Reader (and Read, which uses it) belongs to one
-// goroutine at a time.
+// goroutine at a time: in handler mode, to the connection's callbacks, and
+// then only for the duration of each callback (see Reader).
 //
 // A connection accepted by a Listener on Linux is a bare socket: no net.Conn
 // is made for it (that would cost a netFD, a poller descriptor and two
@@ -47,9 +48,9 @@ type Conn struct {
 	att   attachment // set once attachedSet is
 	q     *segq.Queue
 	r     *Reader
-	hs    handlerSink         // its sink is what blocking mode hands the engine
-	h     Handler             // nil in blocking mode
-	value any // SetValue; under amu
+	hs    handlerSink // its sink is what blocking mode hands the engine
+	h     Handler     // nil in blocking mode
+	value any         // SetValue; under amu
 
 	detached sync.WaitGroup // done once the engine let go (Detached)
 	ws       *writeState    // under wmu; made when first needed
@@ -259,8 +260,13 @@ func (s *sink) Resume() {
 // callbacks run and takes it back once a callback returns with nothing
 // buffered in it, so that an idle connection costs no Reader. Call Reader in
 // each callback and do not keep the result past the callback: afterwards it
-// may be serving another connection. Outside the connection's callbacks
-// Reader returns one whose every call fails with ErrOutsideCallback.
+// may be serving another connection (a kept pointer fails with
+// ErrOutsideCallback while the engine has the Reader back, but reads another
+// connection's bytes once it is lent again). Outside the connection's
+// callbacks Reader returns one whose every call fails with
+// ErrOutsideCallback; calling it from another goroutine while a callback
+// runs is a data race, as is any concurrent use of a Reader. Slices retained
+// from it (Retain) stay valid on their own, until released.
 func (c *Conn) Reader() *Reader {
 	if c.h == nil {
 		return c.r
@@ -332,6 +338,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	for c.flushing || c.writing {
 		c.wsLocked().cond.Wait()
 	}
+	if c.fdClosed {
+		// Close finished between the check above and the lock: the fd
+		// number may already belong to another file.
+		c.wmu.Unlock()
+		return 0, c.opErr("write", net.ErrClosed)
+	}
 	if err := c.werrLocked(); err != nil {
 		c.wmu.Unlock()
 		return 0, err
@@ -397,6 +409,9 @@ func (c *Conn) fileLocked() (*os.File, error) {
 func (c *Conn) writeOnLoop(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.fdClosed {
+		return 0, c.opErr("write", net.ErrClosed)
+	}
 	if err := c.werrLocked(); err != nil {
 		return 0, err
 	}
@@ -514,6 +529,11 @@ func (c *Conn) drop() {
 func (c *Conn) opErr(op string, err error) error {
 	if pe, ok := err.(*os.PathError); ok {
 		err = pe.Err // a bare socket's *os.File names no path
+	}
+	if errors.Is(err, os.ErrClosed) {
+		// Only Close closes a bare socket's *os.File: for the caller the
+		// connection is closed, as net.Conn would say.
+		err = net.ErrClosed
 	}
 	if errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrClosed) {
 		err = fmt.Errorf("zcio/reader: %s: %w", op, err)

@@ -172,7 +172,8 @@ func connFD(nc net.Conn) (int, error) {
 // would wait returns ErrWouldBlock with nothing consumed. Whatever a handler
 // leaves unconsumed stays queued and is offered again, with more, at the next
 // OnData; OnData is not called again until more data arrives or the stream
-// ends. A handler that panics has its connection closed (OnClose gets an
+// ends. The Reader is lent to the connection for the callback: get it with
+// Conn.Reader in each callback and do not keep it (see Conn.Reader). A handler that panics has its connection closed (OnClose gets an
 // error wrapping ErrHandlerPanic); the engine goes on serving the others.
 type Handler interface {
 	// OnOpen runs once, before any data is read.
