@@ -345,10 +345,12 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		}
 		closed := q.closed
 		var end error
-		var deadline time.Time
-		if x := q.x; x != nil {
-			end, deadline = x.end, x.deadline
+		if q.ended {
+			end = q.x.end
 		}
+		// The deadline itself is read by wait: few locals here keep the
+		// stack of a goroutine reading in a loop in the smallest size.
+		timed := ctx != nil || (q.x != nil && !q.x.deadline.IsZero())
 		nudged := q.nudged && !nonBlocking
 		if nudged {
 			q.nudged = false
@@ -361,7 +363,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		// The consumer says how it will wait under the lock the producers
 		// wake under, so no wake-up is missed between this look and the
 		// wait. Nothing waits when the look ends the call.
-		plain := ctx == nil && deadline.IsZero()
+		plain := !timed
 		waits := !nonBlocking && !nudged && !closed && end == nil
 		var notify chan struct{}
 		switch {
@@ -399,7 +401,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			// The common wait: the caller parks (see TakeOrPark).
 			return dst, ErrPark
 		}
-		if err := q.wait(ctx, deadline, notify); err != nil {
+		if err := q.wait(ctx, notify); err != nil {
 			q.mu.Lock()
 			if q.waiting == waitChan {
 				q.waiting = 0
@@ -423,7 +425,10 @@ func (q *Queue) Poll(dst []Segment) []Segment {
 }
 
 // wait blocks until a wake-up, ctx is done or the deadline passes.
-func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan struct{}) error {
+func (q *Queue) wait(ctx context.Context, notify <-chan struct{}) error {
+	q.mu.Lock()
+	deadline := q.x.deadline // x was made by take under mu before this wait
+	q.mu.Unlock()
 	var done <-chan struct{}
 	if ctx != nil {
 		if err := ctx.Err(); err != nil {
@@ -437,7 +442,7 @@ func (q *Queue) wait(ctx context.Context, deadline time.Time, notify <-chan stru
 		if d <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		x := q.x // made by Take under mu before this wait
+		x := q.x
 		if x.timer == nil {
 			x.timer = time.NewTimer(d)
 		} else {
