@@ -121,9 +121,7 @@ func (s *zcioServer) addr() string { return s.ln.Addr().String() }
 func (s *zcioServer) noBufs() int {
 	n := 0
 	for _, e := range s.ln.g.engines {
-		if u, ok := e.(*uringEngine); ok {
-			n += u.e.Stats().NoBufs
-		}
+		n += engineNoBufs(e)
 	}
 	return n
 }

@@ -121,8 +121,9 @@ func TestHandlerReaderIsLent(t *testing.T) {
 }
 
 // TestHandlerReaderLentAcrossConnections: many connections of one engine,
-// each left with a partial message between callbacks, keep their bytes;
-// the engine's free Readers never outnumber the connections.
+// each left with a partial message between callbacks, keep their bytes in
+// Readers of their own; once emptied, every one of those Readers is back in
+// the engine's pool.
 func TestHandlerReaderLentAcrossConnections(t *testing.T) {
 	for _, kind := range engineKinds(t) {
 		t.Run(kind.String(), func(t *testing.T) {

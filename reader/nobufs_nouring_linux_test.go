@@ -1,0 +1,6 @@
+//go:build linux && zcio_nouring
+
+package reader
+
+// engineNoBufs returns 0: io_uring is compiled out.
+func engineNoBufs(engine) int { return 0 }
