@@ -228,6 +228,30 @@ func (a *Arena) Trim(keep int) int {
 	return n
 }
 
+// Discard gives back to the kernel the whole pages of block r from byte from
+// to the block's end: they read as zeros afterwards, and their next touch
+// faults in fresh pages. The caller holds r and guarantees that nothing
+// reads or writes those bytes meanwhile (a buffer ring uses it for the
+// unwritten part of the blocks it has lent to the kernel, at a moment the
+// kernel cannot write them). It returns how many bytes it gave back (0 where
+// the arena is not an mmap'd region). It panics if r is stale.
+func (a *Arena) Discard(r Ref, from int) int {
+	s := a.slot(r)
+	if v := s.Load(); uint32(v>>32) != r.gen || uint32(v) == 0 {
+		panic(a.staleMessage("discard", r, v))
+	}
+	page := pageSize()
+	from = (max(from, 0) + page - 1) / page * page
+	b := a.Bytes(r.id)
+	if from >= len(b) || !a.discardBytes(b[from:]) {
+		return 0
+	}
+	if from == 0 {
+		a.trimmed.Add(1)
+	}
+	return len(b) - from
+}
+
 // Retain adds a reference to the block r names, so that it outlives the
 // caller's own [Arena.Release]. It panics if r is stale (the block was released
 // and possibly taken again since r was made).

@@ -58,6 +58,12 @@ func (a *Arena) protect(id uint16, open bool) {
 
 // discard gives block id's pages back to the kernel (MADV_DONTNEED: the next
 // touch maps zeroed pages). The caller owns the free block.
-func (a *Arena) discard(id uint16) bool {
-	return unix.Madvise(a.Bytes(id), unix.MADV_DONTNEED) == nil
+func (a *Arena) discard(id uint16) bool { return a.discardBytes(a.Bytes(id)) }
+
+// discardBytes gives the pages of b, part of the arena's region and whole
+// pages, back to the kernel.
+func (a *Arena) discardBytes(b []byte) bool {
+	return unix.Madvise(b, unix.MADV_DONTNEED) == nil
 }
+
+func pageSize() int { return unix.Getpagesize() }

@@ -17,3 +17,7 @@ func (a *Arena) protect(id uint16, open bool) {}
 
 // discard does nothing where the arena's memory is not an mmap'd region.
 func (a *Arena) discard(id uint16) bool { return false }
+
+func (a *Arena) discardBytes([]byte) bool { return false }
+
+func pageSize() int { return 4096 }

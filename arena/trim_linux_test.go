@@ -159,3 +159,42 @@ func TestTrimRacesTakeAndRelease(t *testing.T) {
 		a.Release(r)
 	}
 }
+
+// Discard gives back the whole pages of a held block from an offset on:
+// the bytes before stay, the pages after read as zeros and are no longer
+// resident.
+func TestDiscardGivesBackTheTailOfAHeldBlock(t *testing.T) {
+	a, err := arena.New(arena.Config{BlockSize: 16 << 10, Blocks: 4})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	r, ok := a.Take()
+	require.True(t, ok)
+	b := a.Bytes(r.ID())
+	for i := range b {
+		b[i] = 0xA5
+	}
+	page := unix.Getpagesize()
+	before, err := unix.ResidentPages(b)
+	require.NoError(t, err)
+	require.Equal(t, len(b)/page, before)
+
+	// From 100: rounded up to the next page, the first page stays.
+	assert.Equal(t, len(b)-page, a.Discard(r, 100))
+	after, err := unix.ResidentPages(b)
+	require.NoError(t, err)
+	assert.Equal(t, 1, after)
+	assert.Equal(t, byte(0xA5), b[page-1], "bytes before the discarded pages stay")
+	assert.Zero(t, b[page], "discarded pages read as zeros")
+	assert.Zero(t, a.Stats().Trimmed, "a partial discard trims no block")
+
+	assert.Zero(t, a.Discard(r, len(b)), "nothing past the end")
+	assert.Equal(t, len(b), a.Discard(r, 0))
+	after, err = unix.ResidentPages(b)
+	require.NoError(t, err)
+	assert.Zero(t, after, "a whole discard leaves no page resident")
+	assert.EqualValues(t, 1, a.Stats().Trimmed)
+	assert.Equal(t, 1, a.Refs(r.ID()), "the block stays held")
+
+	a.Release(r)
+	assert.Panics(t, func() { a.Discard(r, 0) }, "a stale reference")
+}

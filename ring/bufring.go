@@ -35,6 +35,9 @@ type BufRing struct {
 	held []arena.Ref // held[id]: the ring's reference to a block in the kernel's hands
 	in   []bool      // in[id]: the block is published and not fully handed back
 	fill []uint32    // incremental mode: bytes of the block the kernel has used
+	// bare[id] is fill[id]+1 when DiscardUnfilled last gave back the pages
+	// past fill[id] and the kernel has written nothing since (0: not so).
+	bare []uint32
 
 	reserve int // free blocks Refill leaves in the arena
 	closed  bool
@@ -69,6 +72,7 @@ func (r *Ring) RegisterBufRing(group uint16, a *arena.Arena) (*BufRing, error) {
 		held:    make([]arena.Ref, a.Len()),
 		in:      make([]bool, a.Len()),
 		fill:    make([]uint32, a.Len()),
+		bare:    make([]uint32, a.Len()),
 	}
 	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))), ringEntries: n, bgid: group}
 	if Probe().IncrementalBuffers.OK {
@@ -129,7 +133,7 @@ func (b *BufRing) add(ref arena.Ref) {
 	e.addr = uint64(uintptr(unsafe.Pointer(&blk[0])))
 	e.len = uint32(len(blk))
 	e.bid = id
-	b.held[id], b.in[id], b.fill[id] = ref, true, 0
+	b.held[id], b.in[id], b.fill[id], b.bare[id] = ref, true, 0, 0
 	b.tail++
 }
 
@@ -159,6 +163,7 @@ func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
 		panic(fmt.Sprintf("zcio/ring: claim block %d: %v", id, errNotPublished))
 	}
 	ref, off = b.held[id], int(b.fill[id])
+	b.bare[id] = 0
 	if more && b.inc {
 		b.a.Retain(ref)
 		b.fill[id] += uint32(n)
@@ -166,6 +171,35 @@ func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
 	}
 	b.held[id], b.in[id], b.fill[id] = arena.Ref{}, false, 0
 	return ref, off
+}
+
+// DiscardUnfilled gives back to the kernel the pages of what the ring holds
+// and the kernel has not written: the whole of each block it has not
+// started, the pages past what it has filled of one it is filling. The
+// next receives into them fault in fresh pages. It returns how many blocks
+// it gave back whole.
+//
+// Call it only when the kernel cannot be writing into the ring's blocks and
+// has written nothing the caller has not seen a completion for: the ring's
+// kernel writes happen only inside its owner's io_uring_enter
+// (Ring.DeferTaskrun), every completion has been reaped and claimed, and
+// none waits in an overflow backlog (Ring.Overflowed).
+func (b *BufRing) DiscardUnfilled() int {
+	if b.closed {
+		return 0
+	}
+	whole := 0
+	bs := b.a.BlockSize()
+	for id, in := range b.in {
+		if !in || b.bare[id] == b.fill[id]+1 {
+			continue // not lent, or given back already and not written since
+		}
+		if n := b.a.Discard(b.held[id], int(b.fill[id])); n == bs {
+			whole++
+		}
+		b.bare[id] = b.fill[id] + 1
+	}
+	return whole
 }
 
 // Held returns how many blocks the ring holds (published or partly filled).

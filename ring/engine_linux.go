@@ -336,6 +336,7 @@ func (e *Engine) loop(started chan<- error) {
 				// Quiet since the last work: give back the pages of the
 				// blocks a burst used and that are free now.
 				e.a.Trim(TrimKeep)
+				e.trimUnfilled()
 				e.trimDue = false
 			}
 		default:
@@ -369,6 +370,22 @@ func (e *Engine) loop(started chan<- error) {
 		e.stats.held.Store(int64(e.br.Held()))
 		e.stats.window.Store(int64(e.window))
 	}
+}
+
+// trimUnfilled, at an idle trim, gives back the pages of the buffer ring's
+// blocks that the kernel has not written into: after a burst the whole
+// window stays resident, however few connections remain busy. It is safe
+// only where the kernel writes those blocks inside this loop's own
+// io_uring_enter (DEFER_TASKRUN, where receives complete as task work the
+// loop runs when it asks for events): between two enters, with every
+// completion reaped and none in an overflow backlog, nothing can be writing
+// into them and every byte written has been claimed. Elsewhere (task work
+// that runs on any return to user space) it does nothing.
+func (e *Engine) trimUnfilled() {
+	if !e.r.DeferTaskrun() || e.r.Overflowed() || e.r.Ready() != 0 {
+		return
+	}
+	e.br.DiscardUnfilled()
 }
 
 func (e *Engine) setup() error {
