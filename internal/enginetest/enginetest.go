@@ -5,6 +5,7 @@ package enginetest
 import (
 	"bytes"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -517,6 +518,9 @@ func testAttachRejectsBadFD(t *testing.T, s Suite) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, syscall.EBADF)
 	assert.Contains(t, err.Error(), "attach fd -1")
+	// Larger than any fd the kernel hands out (and than an int32).
+	_, err = f.e.Attach(math.MaxInt32+1, newRecorder(f.a))
+	assert.ErrorIs(t, err, syscall.EBADF)
 }
 
 func testDetachFromCallback(t *testing.T, s Suite) {
