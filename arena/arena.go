@@ -345,7 +345,7 @@ type Stats struct {
 	Takes       uint64 // successful Take calls
 	GiveBacks   uint64 // blocks returned to the free list
 	FailedTakes uint64 // Take calls that found the arena dry
-	Trimmed     uint64 // blocks whose pages Trim gave back to the kernel
+	Trimmed     uint64 // blocks whose pages Trim, or a whole-block Discard, gave back to the kernel
 }
 
 // Stats returns a snapshot of the counters. Under concurrent use the fields
