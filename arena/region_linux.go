@@ -5,6 +5,7 @@ package arena
 import (
 	"bytes"
 	"os"
+	"unsafe"
 
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -60,9 +61,15 @@ func (a *Arena) protect(id uint16, open bool) {
 // touch maps zeroed pages). The caller owns the free block.
 func (a *Arena) discard(id uint16) bool { return a.discardBytes(a.Bytes(id)) }
 
-// discardBytes gives the pages of b, part of the arena's region and whole
-// pages, back to the kernel.
+// discardBytes gives the pages of b, part of the arena's region, back to
+// the kernel. It does nothing unless b is whole pages: madvise would round
+// its length up and zero the start of the next block (blocks smaller than
+// a page, on 16 or 64 KiB page kernels).
 func (a *Arena) discardBytes(b []byte) bool {
+	page := uintptr(pageSize())
+	if len(b) == 0 || uintptr(len(b))%page != 0 || uintptr(unsafe.Pointer(&b[0]))%page != 0 {
+		return false
+	}
 	return unix.Madvise(b, unix.MADV_DONTNEED) == nil
 }
 

@@ -168,7 +168,7 @@ func (s *sink) Detached() {
 		if r := c.r; r != nil {
 			r.shutdown()
 			c.r = nil
-			if r.gs.Load() == gsClosed && r.n == 0 && len(r.segs) == 0 {
+			if c.g.lends && r.gs.Load() == gsClosed && r.n == 0 && len(r.segs) == 0 {
 				r.gs.Store(gsIdle)
 				c.g.readers[c.ei].put(r)
 			}

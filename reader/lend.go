@@ -59,7 +59,15 @@ func (r *Reader) lendable() bool {
 // first if it has none. Loop only (in a callback, or in the engine's sink).
 func (c *Conn) lent() *Reader {
 	if c.r == nil {
-		c.r = c.g.readers[c.ei].get(c.q)
+		if c.g.lends {
+			c.r = c.g.readers[c.ei].get(c.q)
+		} else {
+			// No loop owns a pool (the portable engine runs each
+			// connection's callbacks on a goroutine of its own): a
+			// Reader of the connection's own, kept to its end.
+			c.r = newQueueReader(c.q, c.g.readers[c.ei].o)
+			c.r.guarded, c.r.nonBlocking = true, true
+		}
 	}
 	return c.r
 }

@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"fmt"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -173,6 +174,74 @@ func TestHandlerReaderLentAcrossConnections(t *testing.T) {
 				maxFree = max(maxFree, s.free)
 			}
 			assert.Equal(t, conns, maxFree, "every emptied Reader went back to the engine")
+			for _, p := range peers {
+				require.NoError(t, p.Close())
+			}
+			require.NoError(t, ln.Close())
+			assert.ErrorIs(t, <-served, net.ErrClosed)
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// keepHandler keeps the first connection's Reader past its callback and,
+// when the second connection's data comes, closes that kept pointer.
+type keepHandler struct {
+	conns chan *Conn
+	ev    chan string
+	kept  *Reader
+}
+
+func (h *keepHandler) OnOpen(c *Conn)       { h.conns <- c }
+func (h *keepHandler) OnClose(*Conn, error) {}
+func (h *keepHandler) OnData(c *Conn) {
+	if c.Value() == 1 { // on the loop, through a pointer kept from connection 0
+		h.ev <- fmt.Sprint(h.kept.Close())
+		return
+	}
+	r := c.Reader()
+	b := make([]byte, r.Buffered())
+	_, err := r.Read(b)
+	if c.Value() == 0 {
+		h.kept = r
+	}
+	h.ev <- string(b) + " " + fmt.Sprint(err)
+}
+
+// Closing a Reader kept past its callback is refused: it must not close the
+// Reader (or queue) of whichever connection it serves next. (Found by
+// review: it used to close the pooled Reader and the old connection's
+// queue.)
+func TestHandlerKeptReaderCloseIsRefused(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &keepHandler{conns: make(chan *Conn, 3), ev: make(chan string, 8)}
+			ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			var peers []net.Conn
+			for i := range 3 {
+				p := dial(t, ln)
+				defer p.Close()
+				peers = append(peers, p)
+				(<-h.conns).SetValue(i)
+			}
+			next := func(i int, s string) string {
+				t.Helper()
+				_, err := peers[i].Write([]byte(s))
+				require.NoError(t, err)
+				select {
+				case e := <-h.ev:
+					return e
+				case <-time.After(5 * time.Second):
+					t.Fatal("no OnData")
+				}
+				return ""
+			}
+			assert.Equal(t, "aaa <nil>", next(0, "aaa"))
+			assert.Contains(t, next(1, "b"), ErrOutsideCallback.Error())
+			assert.Equal(t, "ccc <nil>", next(2, "ccc"), "the pooled Reader still works")
+			assert.Equal(t, "more <nil>", next(0, "more"), "connection 0's queue still works")
 			for _, p := range peers {
 				require.NoError(t, p.Close())
 			}

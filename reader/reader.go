@@ -197,6 +197,11 @@ func (r *Reader) Buffered() int {
 // unmaps the arena it owns once no Slice holds its blocks). Slices retained
 // earlier stay valid. Later calls, Close included, return ErrClosed.
 func (r *Reader) Close() error {
+	if r.outside {
+		// A handler-mode Reader outside its callbacks, or one kept past a
+		// callback and back in its engine's pool: not the caller's to close.
+		return ErrOutsideCallback
+	}
 	if r.guarded {
 		return r.closeGuarded()
 	}

@@ -182,8 +182,9 @@ func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
 // Call it only when the kernel cannot be writing into the ring's blocks and
 // has written nothing the caller has not seen a completion for: the ring's
 // kernel writes happen only inside its owner's io_uring_enter
-// (Ring.DeferTaskrun), every completion has been reaped and claimed, and
-// none waits in an overflow backlog (Ring.Overflowed).
+// (Ring.DeferTaskrun, on a kernel that runs no multishot request on io-wq:
+// the engine asks for Incremental too), every completion has been reaped
+// and claimed, and none waits in an overflow backlog (Ring.Overflowed).
 func (b *BufRing) DiscardUnfilled() int {
 	if b.closed {
 		return 0

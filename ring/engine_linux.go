@@ -376,13 +376,16 @@ func (e *Engine) loop(started chan<- error) {
 // blocks that the kernel has not written into: after a burst the whole
 // window stays resident, however few connections remain busy. It is safe
 // only where the kernel writes those blocks inside this loop's own
-// io_uring_enter (DEFER_TASKRUN, where receives complete as task work the
-// loop runs when it asks for events): between two enters, with every
+// io_uring_enter: with DEFER_TASKRUN receives complete as task work the
+// loop runs when it asks for events, so between two enters, with every
 // completion reaped and none in an overflow backlog, nothing can be writing
-// into them and every byte written has been claimed. Elsewhere (task work
-// that runs on any return to user space) it does nothing.
+// into them and every byte written has been claimed. Kernels before about
+// 6.8 could still run a multishot receive on an io-wq worker (when arming
+// its poll failed), which writes at any time; so it also requires the
+// incremental buffer ring (6.12), whose kernels refuse multishot requests
+// on io-wq. Elsewhere it does nothing.
 func (e *Engine) trimUnfilled() {
-	if !e.r.DeferTaskrun() || e.r.Overflowed() || e.r.Ready() != 0 {
+	if !e.r.DeferTaskrun() || !e.br.Incremental() || e.r.Overflowed() || e.r.Ready() != 0 {
 		return
 	}
 	e.br.DiscardUnfilled()
