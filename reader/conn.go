@@ -213,6 +213,9 @@ func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*C
 	var s engineSink = &c.hs.sink
 	if h != nil {
 		s = &c.hs // the Reader is lent while callbacks run (lend.go)
+		if g.lends {
+			c.q.Recycle() // pushed and consumed on the loop alone
+		}
 	} else {
 		c.r = newQueueReader(c.q, o)
 		c.r.guarded = true

@@ -97,6 +97,7 @@ type Queue struct {
 
 	// Under mu:
 	closed  bool
+	recycle bool  // Recycle: segs goes back to sh.spare when drained
 	ended   bool  // Finish was called: x.end says how
 	nudged  bool  // Nudge was called; the next blocking Take says so
 	waiting uint8 // how the consumer waits, if it does (waitCond, waitChan)
@@ -144,7 +145,14 @@ type Shared struct {
 	maxRuns int32
 	spill   *Spiller
 	release func(arena.Ref) // Config.OnRelease, else the arena's Release
+	// spare holds the segment arrays of drained queues that recycle them
+	// (Queue.Recycle). Only the goroutine that both produces and consumes
+	// those queues (an engine loop) uses it.
+	spare [][]Segment
 }
+
+// maxSpare bounds the spare segment arrays a Shared keeps.
+const maxSpare = 4096
 
 // NewShared checks cfg and returns its shared part (cfg.OnResume, which is
 // each queue's own, is left out). It panics if cfg.Arena is nil.
@@ -186,6 +194,30 @@ func New(cfg Config) *Queue {
 // producer may go on. It must be called once, before any other method.
 func (q *Queue) Init(sh *Shared, r Resumer) {
 	q.sh, q.resume = sh, r
+}
+
+// Recycle is for a queue whose consumer runs on its producer's goroutine (a
+// handler on an engine loop): whenever the consumer drains the queue, its
+// segment array goes back to the Shared's spares, and Push takes one from
+// there, so that an idle queue holds no array and a busy one allocates
+// none. Every queue of a Shared that recycles must be produced and
+// consumed on one and the same goroutine. Call it once, before any Push.
+func (q *Queue) Recycle() { q.recycle = true }
+
+// drainedLocked empties q.segs after a take; mu is held. Not inlined: take's
+// frame stays small (see TestBlockedReaderStackIsSmall).
+//
+//go:noinline
+func (q *Queue) drainedLocked() {
+	clear(q.segs)
+	if !q.recycle {
+		q.segs = q.segs[:0]
+		return
+	}
+	if sh := q.sh; len(sh.spare) < maxSpare {
+		sh.spare = append(sh.spare, q.segs[:0])
+	}
+	q.segs = nil
 }
 
 // Arena returns the arena that owns the queued blocks.
@@ -230,6 +262,13 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		return false
 	}
 	wasEmpty := len(q.segs) == 0
+	if q.recycle && cap(q.segs) == 0 {
+		if sp := q.sh.spare; len(sp) > 0 {
+			q.segs = sp[len(sp)-1]
+			sp[len(sp)-1] = nil
+			q.sh.spare = sp[:len(sp)-1]
+		}
+	}
 	run := s.Ref != q.last
 	q.last = s.Ref
 	q.segs = append(q.segs, s)
@@ -338,8 +377,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		q.mu.Lock()
 		if len(q.segs) > 0 {
 			dst = append(dst, q.segs...)
-			clear(q.segs)
-			q.segs = q.segs[:0]
+			q.drainedLocked()
 			q.mu.Unlock()
 			return dst, nil
 		}
@@ -417,9 +455,10 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 // only asks what has arrived (a Buffered count), not for more.
 func (q *Queue) Poll(dst []Segment) []Segment {
 	q.mu.Lock()
-	dst = append(dst, q.segs...)
-	clear(q.segs)
-	q.segs = q.segs[:0]
+	if len(q.segs) > 0 {
+		dst = append(dst, q.segs...)
+		q.drainedLocked()
+	}
 	q.mu.Unlock()
 	return dst
 }
