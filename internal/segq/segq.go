@@ -116,7 +116,7 @@ type Queue struct {
 // How a consumer waits (Queue.waiting).
 const (
 	waitCond uint8 = 1 + iota // in cond.Wait
-	waitChan                  // in a select on tw.notify
+	waitChan                  // in a select on x.notify
 )
 
 // rare is the part of a Queue that Finish, deadlines and contexts need.
