@@ -76,6 +76,10 @@ type Config struct {
 	// the kernel (arena.Trim, keeping TrimKeep blocks). Zero means
 	// DefaultIdleTrim; negative, never.
 	IdleTrim time.Duration
+	// OnIdleTrim, when set, is called on the loop at each idle trim, after
+	// the engine's own: for the caller's idle state (spare segment arrays,
+	// say). It must not block.
+	OnIdleTrim func()
 }
 
 // DefaultIdleTrim is Config.IdleTrim's default.

@@ -258,6 +258,9 @@ func (e *Engine) loop(started chan<- struct{}) {
 				// block too, if its readers let go of it meanwhile).
 				e.tail.retireIfUnshared()
 				e.a.Trim(TrimKeep)
+				if e.cfg.OnIdleTrim != nil {
+					e.cfg.OnIdleTrim()
+				}
 				e.trimDue = false
 			}
 		}

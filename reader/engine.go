@@ -265,20 +265,23 @@ func newGroup(o *engineOptions) (*group, error) {
 			g.closeEngines()
 			return nil, fmt.Errorf("zcio/reader: engine arena: %w", err)
 		}
-		e, err := newEngine(info.Name, a, o.idleTrim)
+		sh := new(atomic.Pointer[segq.Shared])
+		e, err := newEngine(info.Name, a, o.idleTrim, sh)
 		if err != nil {
 			_ = a.Close()
 			g.closeEngines()
 			return nil, err
 		}
 		g.engines = append(g.engines, e)
-		g.queues = append(g.queues, segq.NewShared(segq.Config{
+		q := segq.NewShared(segq.Config{
 			Arena:     a,
 			Limit:     qlimit,
 			MaxBlocks: max(2, a.Len()/8),
 			Spiller:   e.spiller(),
 			OnRelease: e.releaser(),
-		}))
+		})
+		sh.Store(q)
+		g.queues = append(g.queues, q)
 	}
 	g.readers = make([]readerPool, len(g.engines))
 	g.refs.Store(1)
@@ -289,14 +292,27 @@ func newGroup(o *engineOptions) (*group, error) {
 // hands for spills.
 func spillReserve(a *arena.Arena) int { return max(1, a.Len()/8) }
 
-func newEngine(name string, a *arena.Arena, idleTrim time.Duration) (engine, error) {
+// spareKeep is how many spare segment arrays an engine keeps once idle
+// (segq.Queue.Recycle): a burst leaves one per connection that had data
+// queued at the time.
+const spareKeep = 16
+
+// newEngine starts an engine of the named kind over a. sh is where the
+// engine's queue settings will be stored once made (they need the engine):
+// its idle trim trims their spare segment arrays too.
+func newEngine(name string, a *arena.Arena, idleTrim time.Duration, sh *atomic.Pointer[segq.Shared]) (engine, error) {
 	if idleTrim == 0 {
 		idleTrim = DefaultIdleTrim
 	}
-	if name == NameIOUring {
-		return newUringEngine(a, idleTrim)
+	onIdle := func() {
+		if s := sh.Load(); s != nil {
+			s.TrimSpare(spareKeep)
+		}
 	}
-	return newFallbackEngine(a, idleTrim)
+	if name == NameIOUring {
+		return newUringEngine(a, idleTrim, onIdle)
+	}
+	return newFallbackEngine(a, idleTrim, onIdle)
 }
 
 // pick returns the index of the engine for the next connection (round

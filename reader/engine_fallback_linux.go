@@ -23,8 +23,8 @@ type epollEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-func newFallbackEngine(a *arena.Arena, idleTrim time.Duration) (engine, error) {
-	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim})
+func newFallbackEngine(a *arena.Arena, idleTrim time.Duration, onIdle func()) (engine, error) {
+	e, err := fallback.New(fallback.Config{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim, OnIdleTrim: onIdle})
 	if err != nil {
 		return nil, err
 	}

@@ -17,4 +17,6 @@ func uringAvailable() error {
 	return errors.New("io_uring compiled out (build tag zcio_nouring)")
 }
 
-func newUringEngine(*arena.Arena, time.Duration) (engine, error) { return nil, uringAvailable() }
+func newUringEngine(*arena.Arena, time.Duration, func()) (engine, error) {
+	return nil, uringAvailable()
+}

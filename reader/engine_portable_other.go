@@ -39,7 +39,7 @@ type portableConn struct {
 	once sync.Once
 }
 
-func newFallbackEngine(a *arena.Arena, _ time.Duration) (engine, error) {
+func newFallbackEngine(a *arena.Arena, _ time.Duration, _ func()) (engine, error) {
 	e := &portableEngine{a: a, conns: make(map[*portableConn]struct{}), done: make(chan struct{}),
 		freed: make(chan struct{}, 1)}
 	e.rel = e.released

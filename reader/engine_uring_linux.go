@@ -33,8 +33,8 @@ type uringEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-func newUringEngine(a *arena.Arena, idleTrim time.Duration) (engine, error) {
-	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim})
+func newUringEngine(a *arena.Arena, idleTrim time.Duration, onIdle func()) (engine, error) {
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim, OnIdleTrim: onIdle})
 	if err != nil {
 		return nil, err
 	}

@@ -108,6 +108,10 @@ type EngineConfig struct {
 	// blocks). Zero means DefaultIdleTrim; negative, never. Blocks in the
 	// kernel's buffer ring are in use, so never trimmed.
 	IdleTrim time.Duration
+	// OnIdleTrim, when set, is called on the loop at each idle trim, after
+	// the engine's own: for the caller's idle state (spare segment arrays,
+	// say). It must not block.
+	OnIdleTrim func()
 }
 
 // DefaultIdleTrim is EngineConfig.IdleTrim's default.
@@ -337,6 +341,9 @@ func (e *Engine) loop(started chan<- error) {
 				// blocks a burst used and that are free now.
 				e.a.Trim(TrimKeep)
 				e.trimUnfilled()
+				if e.cfg.OnIdleTrim != nil {
+					e.cfg.OnIdleTrim()
+				}
 				e.trimDue = false
 			}
 		default:

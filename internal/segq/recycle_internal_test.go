@@ -74,6 +74,17 @@ func TestRecycleHandsTheArrayOn(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 
+	// After a burst, the idle trim keeps a few spares.
+	for range 5 {
+		sh.spare = append(sh.spare, make([]Segment, 0, 1))
+	}
+	n := len(sh.spare)
+	sh.TrimSpare(2)
+	assert.Len(t, sh.spare, 2)
+	assert.LessOrEqual(t, cap(sh.spare), n, "the spare list shrinks too")
+	sh.TrimSpare(0)
+	assert.Nil(t, sh.spare)
+
 	push(q1, 2)
 	q1.Close() // gives the queued segments back; the array goes to the GC
 	assert.Nil(t, q1.segs)

@@ -204,6 +204,23 @@ func (q *Queue) Init(sh *Shared, r Resumer) {
 // consumed on one and the same goroutine. Call it once, before any Push.
 func (q *Queue) Recycle() { q.recycle = true }
 
+// TrimSpare drops all but keep of the spare segment arrays (Recycle), for
+// the garbage collector: after a burst they number as many as the queues
+// that were non-empty at once. Call it on the goroutine that produces and
+// consumes the recycling queues, when they are idle.
+func (sh *Shared) TrimSpare(keep int) {
+	keep = max(keep, 0)
+	if len(sh.spare) <= keep {
+		return
+	}
+	clear(sh.spare[keep:])
+	if keep == 0 {
+		sh.spare = nil
+		return
+	}
+	sh.spare = append([][]Segment(nil), sh.spare[:keep]...)
+}
+
 // drainedLocked empties q.segs after a take; mu is held. Not inlined: take's
 // frame stays small (see TestBlockedReaderStackIsSmall).
 //
