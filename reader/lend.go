@@ -29,9 +29,14 @@ func (p *readerPool) get(q *segq.Queue) *Reader {
 		r.closed, r.outside = false, false
 		return r
 	}
+	return p.newReader(q)
+}
+
+// newReader makes a handler-mode Reader over q: guarded, non-blocking, with
+// the Listener's settings.
+func (p *readerPool) newReader(q *segq.Queue) *Reader {
 	r := newQueueReader(q, p.o)
-	r.guarded = true
-	r.nonBlocking = true
+	r.guarded, r.nonBlocking = true, true
 	return r
 }
 
@@ -65,8 +70,7 @@ func (c *Conn) lent() *Reader {
 			// No loop owns a pool (the portable engine runs each
 			// connection's callbacks on a goroutine of its own): a
 			// Reader of the connection's own, kept to its end.
-			c.r = newQueueReader(c.q, c.g.readers[c.ei].o)
-			c.r.guarded, c.r.nonBlocking = true, true
+			c.r = c.g.readers[c.ei].newReader(c.q)
 		}
 	}
 	return c.r
@@ -86,7 +90,7 @@ func (c *Conn) giveBack() {
 // outside its callbacks: every call fails with ErrOutsideCallback. It
 // allocates, but only on that misuse.
 func (c *Conn) outsideReader() *Reader {
-	r := newQueueReader(c.q, c.g.readers[c.ei].o)
+	r := c.g.readers[c.ei].newReader(c.q)
 	r.closed, r.outside = true, true
 	return r
 }
