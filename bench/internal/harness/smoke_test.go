@@ -56,6 +56,11 @@ func TestSmoke(t *testing.T) {
 			c := row.Cells[headline[s.Case.Scenario]]
 			assert.Equal(t, 1, c.N, "%s %s", s.Title, row.Contender)
 			assert.Positive(t, c.Median, "%s %s", s.Title, row.Contender)
+			if s.Case.Scenario == "idle" {
+				// Stacks are reported beside the heap (either may be 0).
+				assert.Equal(t, 1, row.Cells["stack B/conn"].N, "%s %s", s.Title, row.Contender)
+				assert.Equal(t, 1, row.Cells["idle stack B/conn"].N, "%s %s", s.Title, row.Contender)
+			}
 		}
 	}
 	svg, err := os.ReadFile(o.SVGPath)

@@ -80,6 +80,7 @@ type Snapshot struct {
 	GCCycles   uint64        `json:"gc_cycles"`
 	GCCPU      float64       `json:"gc_cpu_s"`
 	HeapLive   uint64        `json:"heap_objects"` // bytes in heap objects now, reachable or not yet swept
+	Stacks     uint64        `json:"stacks"`       // bytes of goroutine stacks in use
 	Goroutines int           `json:"goroutines"`
 }
 
@@ -90,6 +91,7 @@ var metricNames = []string{
 	"/gc/cycles/total:gc-cycles",
 	"/cpu/classes/gc/total:cpu-seconds",
 	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/stacks:bytes",
 }
 
 // TakeSnapshot reads this process's counters and runtime figures.
@@ -131,6 +133,7 @@ func TakeSnapshot() (Snapshot, error) {
 		s.GCCPU = samples[4].Value.Float64()
 	}
 	s.HeapLive = u(5)
+	s.Stacks = u(6)
 	return s, nil
 }
 
