@@ -502,24 +502,6 @@ const maxWindowBytes = 512 << 10
 // blocks, at most every usable one.
 func maxWindow(usable, blockSize int) int { return min(usable, max(16, maxWindowBytes/blockSize)) }
 
-// busyWindowBytes is the window each busy connection may claim beyond
-// maxWindowBytes. With hundreds of busy connections a 512 KiB window runs dry
-// in every batch of receives: nearly half the completions were ENOBUFS, the
-// bytes waited in the sockets, and the kernel's socket queues (and the
-// memory they cycle through) doubled. With few busy connections the cap
-// stays at maxWindowBytes.
-const busyWindowBytes = 8 << 10
-
-// nextWindow is the window an ENOBUFS sets when the arena has blocks: twice
-// the window, at most maxWindow or busyWindowBytes for each connection busy
-// now (those that received in this batch, and those waiting for blocks),
-// whichever is more, and at most every usable block. The window so follows
-// the demand each time the ring runs dry, down as well as up.
-func (e *Engine) nextWindow() int {
-	usable, bs := e.a.Len()-e.br.reserve, e.a.BlockSize()
-	return min(2*e.window, usable, max(maxWindow(usable, bs), (len(e.ready)+len(e.starved)+1)*busyWindowBytes/bs))
-}
-
 // free reports whether the arena has blocks beyond the reserve.
 func (e *Engine) free() bool { return e.a.Len()-e.a.InUse() > e.br.reserve }
 
@@ -531,7 +513,7 @@ func (e *Engine) free() bool { return e.a.Len()-e.a.InUse() > e.br.reserve }
 // through all of it and make every page resident, however little data is
 // in flight. The arena hands out the blocks released last first, so a
 // window keeps the working set as small as the traffic allows. An ENOBUFS
-// while the arena still had blocks resizes the window (nextWindow).
+// while the arena still had blocks doubles the window.
 func (e *Engine) refill() {
 	if e.inRing < e.window && e.free() {
 		e.inRing += e.br.RefillUpTo(e.window - e.inRing)
@@ -623,9 +605,9 @@ func (e *Engine) complete(cqe *CQE) {
 		e.stats.nobufs.Add(1)
 		if c.state == cArmed {
 			if e.free() {
-				// The window ran dry, not the arena: resize it (refill re-arms
+				// The window ran dry, not the arena: widen it (refill re-arms
 				// this connection at once).
-				e.window = e.nextWindow()
+				e.window = min(2*e.window, maxWindow(e.a.Len()-e.br.reserve, e.a.BlockSize()))
 			} else if len(e.starved) == 0 {
 				e.nudge()
 			}
