@@ -73,8 +73,9 @@ type Config struct {
 	Reserve int
 	// IdleTrim is how long the loop must see no event at all after some
 	// work before it gives the pages of the arena's cold free blocks back to
-	// the kernel (arena.Trim, keeping TrimKeep blocks). Zero means
-	// DefaultIdleTrim; negative, never.
+	// the kernel (arena.Trim, keeping TrimKeep blocks; those too after
+	// DeepTrimFactor×IdleTrim more of quiet). Zero means DefaultIdleTrim;
+	// negative, never.
 	IdleTrim time.Duration
 	// OnIdleTrim, when set, is called on the loop at each idle trim, after
 	// the engine's own: for the caller's idle state (spare segment arrays,
@@ -86,8 +87,14 @@ type Config struct {
 const DefaultIdleTrim = 100 * time.Millisecond
 
 // TrimKeep is how many free blocks an idle trim leaves resident: the ones
-// the next reads take first.
+// the next reads take first. They go too if the loop stays quiet for
+// DeepTrimFactor times IdleTrim more.
 const TrimKeep = 8
+
+// DeepTrimFactor: an engine quiet for DeepTrimFactor×IdleTrim after an idle
+// trim gives back the TrimKeep blocks as well, so that a server whose
+// connections all went idle keeps no arena page of its own.
+const DeepTrimFactor = 10
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Arena == nil {

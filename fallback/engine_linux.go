@@ -48,6 +48,7 @@ type Engine struct {
 
 	starving atomic.Bool // some connection waits for blocks
 	trimDue  bool        // work was done since the last trim (loop only)
+	deepDue  bool        // an idle trim ran and nothing happened since (loop only)
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
@@ -243,16 +244,21 @@ func (e *Engine) loop(started chan<- struct{}) {
 			// Nothing ready: about to sleep.
 			e.tail.retireIfUnshared()
 			timeout := -1
-			trim := false
+			trim, deep := false, false
 			switch {
 			case e.starving.Load():
 				timeout = starvedPollMillis
 			case e.trimDue && e.cfg.IdleTrim > 0:
 				timeout = int(max(e.cfg.IdleTrim.Milliseconds(), 1))
 				trim = true
+			case e.deepDue:
+				timeout = int(max((DeepTrimFactor * e.cfg.IdleTrim).Milliseconds(), 1))
+				deep = true
 			}
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
-			if trim && err == nil && n == 0 {
+			switch {
+			case err != nil || n != 0:
+			case trim:
 				// Quiet since the last work: give back the pages of the
 				// blocks a burst used and that are free now (the tail
 				// block too, if its readers let go of it meanwhile).
@@ -261,7 +267,12 @@ func (e *Engine) loop(started chan<- struct{}) {
 				if e.cfg.OnIdleTrim != nil {
 					e.cfg.OnIdleTrim()
 				}
-				e.trimDue = false
+				e.trimDue, e.deepDue = false, true
+			case deep:
+				// Still quiet: the blocks kept for the next work go too.
+				e.tail.retireIfUnshared()
+				e.a.Trim(0)
+				e.deepDue = false
 			}
 		}
 		if err != nil {
@@ -274,7 +285,7 @@ func (e *Engine) loop(started chan<- struct{}) {
 			e.event(&e.events[i])
 		}
 		if n > 0 {
-			e.trimDue = true
+			e.trimDue, e.deepDue = true, false
 		}
 		if len(e.starved) > 0 {
 			e.feedStarved()

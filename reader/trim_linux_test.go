@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/fallback"
 	"github.com/zcio/zcio/internal/unix"
 	"github.com/zcio/zcio/ring"
 )
@@ -94,6 +95,17 @@ func TestIdleTrimGivesBackBurstMemory(t *testing.T) {
 				// The kept free blocks, and at most one block the kernel
 				// (io_uring) or the engine (fallback) was filling.
 				assert.LessOrEqual(t, all, 9, "blocks left resident after the engine went idle")
+			}
+			// Quiet for DeepTrimFactor idle trims more: the kept blocks go
+			// too (io_uring and fallback share the factor).
+			require.Equal(t, ring.DeepTrimFactor, fallback.DeepTrimFactor)
+			assert.Eventually(t, func() bool { return residentBlocks(t, a, true) == 0 },
+				time.Duration(ring.DeepTrimFactor)*20*time.Millisecond+2*time.Second, 10*time.Millisecond,
+				"free blocks still resident after a long quiet")
+			all = residentBlocks(t, a, false)
+			t.Logf("%s: after the deep trim, %d blocks resident in all", kind, all)
+			if kind == Fallback || ring.Probe().DeferTaskrun.OK {
+				assert.LessOrEqual(t, all, 1, "blocks left resident after a long quiet")
 			}
 		})
 	}

@@ -85,6 +85,7 @@ type Engine struct {
 	inRing       int       // blocks published to the kernel and not yet handed out
 	window       int       // how many blocks refill keeps published (grows on ENOBUFS)
 	trimDue      bool      // work was done since the last trim (loop only)
+	deepDue      bool      // an idle trim ran and nothing happened since (loop only)
 	armCap       uint32    // bytes one arming of a multishot receive may take (0: no cap)
 	nudged       time.Time // when the connections were last told the ring is dry
 }
@@ -105,8 +106,9 @@ type EngineConfig struct {
 	// IdleTrim is how long the loop must see nothing at all (no completion,
 	// no command) after some work before it gives the pages of the arena's
 	// cold free blocks back to the kernel (arena.Trim, keeping TrimKeep
-	// blocks). Zero means DefaultIdleTrim; negative, never. Blocks in the
-	// kernel's buffer ring are in use, so never trimmed.
+	// blocks; those too after DeepTrimFactor×IdleTrim more of quiet). Zero
+	// means DefaultIdleTrim; negative, never. Blocks in the kernel's buffer
+	// ring are trimmed only where it is safe (see trimUnfilled).
 	IdleTrim time.Duration
 	// OnIdleTrim, when set, is called on the loop at each idle trim, after
 	// the engine's own: for the caller's idle state (spare segment arrays,
@@ -118,8 +120,15 @@ type EngineConfig struct {
 const DefaultIdleTrim = 100 * time.Millisecond
 
 // TrimKeep is how many free blocks an idle trim leaves resident: the ones
-// the next work takes first.
+// the next work takes first. They go too if the loop stays quiet for
+// DeepTrimFactor times IdleTrim more.
 const TrimKeep = 8
+
+// DeepTrimFactor: an engine quiet for DeepTrimFactor×IdleTrim after an idle
+// trim gives back the TrimKeep blocks as well, so that a server whose
+// connections all went idle keeps no arena page of its own (each block
+// taken again costs a page fault per page: about 6 µs per 16 KiB here).
+const DeepTrimFactor = 10
 
 type ecommand struct {
 	op uint8
@@ -344,7 +353,14 @@ func (e *Engine) loop(started chan<- error) {
 				if e.cfg.OnIdleTrim != nil {
 					e.cfg.OnIdleTrim()
 				}
-				e.trimDue = false
+				e.trimDue, e.deepDue = false, true
+			}
+		case e.deepDue:
+			_, err = e.r.SubmitAndWaitTimeout(1, DeepTrimFactor*e.cfg.IdleTrim)
+			if err == nil && e.r.Ready() == 0 {
+				// Still quiet: the blocks kept for the next work go too.
+				e.a.Trim(0)
+				e.deepDue = false
 			}
 		default:
 			_, err = e.r.SubmitAndWait(1)
@@ -361,7 +377,7 @@ func (e *Engine) loop(started chan<- error) {
 				e.complete(&e.cqes[i])
 			}
 			if n > 0 {
-				e.trimDue = true
+				e.trimDue, e.deepDue = true, false
 			}
 			if n < len(e.cqes) {
 				break

@@ -463,6 +463,13 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 		return err
 	}
 	r.judge(run, c0, sampleCPU(srv.Pid(), ld.Pid()))
+	// The same connections after a longer quiet: what a server still holds
+	// once any delayed trimming of its own has run.
+	time.Sleep(idleSettle)
+	settled, err := snapshot(srv)
+	if err != nil {
+		return err
+	}
 	ld.CloseInput() // the load generator closes its connections and reports
 	if line, err = ld.ReadLine(30 * time.Second); err != nil {
 		return err
@@ -475,6 +482,7 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	per := func(s server.Snapshot) float64 { return (float64(s.RSS) - float64(base.RSS)) / float64(n) }
 	run.Metrics["idle B/conn"] = per(idle)
 	run.Metrics["after B/conn"] = per(after)
+	run.Metrics["settled B/conn"] = per(settled)
 	run.Metrics["base RSS MiB"] = float64(base.RSS) / (1 << 20)
 	run.Metrics["heap B/conn"] = (float64(after.HeapLive) - float64(base.HeapLive)) / float64(n)
 	run.Metrics["stack B/conn"] = (float64(after.Stacks) - float64(base.Stacks)) / float64(n)
@@ -482,6 +490,11 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	run.Metrics["goroutines"] = float64(after.Goroutines)
 	return nil
 }
+
+// idleSettle is how long the idle scenario waits after its "after" snapshot
+// before it measures again ("settled"): longer than zcio's deep trim
+// (DeepTrimFactor × its default idle trim, 1 s).
+const idleSettle = 1500 * time.Millisecond
 
 // Bounds of waitFor: the whole wait, and how long the server may make no
 // progress at all before the run is declared stalled.

@@ -60,6 +60,7 @@ func TestSmoke(t *testing.T) {
 				// Stacks are reported beside the heap (either may be 0).
 				assert.Equal(t, 1, row.Cells["stack B/conn"].N, "%s %s", s.Title, row.Contender)
 				assert.Equal(t, 1, row.Cells["idle stack B/conn"].N, "%s %s", s.Title, row.Contender)
+				assert.Equal(t, 1, row.Cells["settled B/conn"].N, "%s %s", s.Title, row.Contender)
 			}
 		}
 	}
