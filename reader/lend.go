@@ -77,12 +77,33 @@ func (c *Conn) lent() *Reader {
 }
 
 // giveBack returns c's Reader to the engine's pool if it holds nothing. It
-// runs on the loop after each callback; on engines without a loop (the
+// runs after each callback, on the loop; on engines without a loop (the
 // portable one) a connection keeps its Reader.
 func (c *Conn) giveBack() {
-	if r := c.r; r != nil && c.g.lends && r.lendable() {
+	r := c.r
+	if r == nil {
+		return
+	}
+	r.endCallback()
+	if c.g.lends && r.lendable() {
 		c.r = nil
 		c.g.readers[c.ei].put(r)
+	}
+}
+
+// endCallback ends what a callback may not carry over: the step back an
+// UnreadByte could take, and with it the segment a ReadByte emptied and kept
+// for it, so that an idle connection pins no block (nor keeps the Reader).
+func (r *Reader) endCallback() {
+	if r.gs.Load() != gsIdle {
+		return // a call in progress (misuse from another goroutine): leave it be
+	}
+	r.unread = false
+	if r.lag {
+		r.lag = false
+		if r.off == int(r.segs[r.h].Len) {
+			r.pop()
+		}
 	}
 }
 

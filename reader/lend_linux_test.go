@@ -251,3 +251,89 @@ func TestHandlerKeptReaderCloseIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// byteEndHandler consumes what arrived, the last byte with ReadByte (a
+// terminator, say), then tries to step back over it in the next callback.
+type byteEndHandler struct {
+	conns   chan *Conn
+	got     chan byteEndStep
+	unreads chan error
+}
+
+type byteEndStep struct {
+	n         int
+	hadReader bool // the connection held a Reader when the callback began
+}
+
+func (h *byteEndHandler) OnOpen(c *Conn)       { h.conns <- c }
+func (h *byteEndHandler) OnClose(*Conn, error) {}
+func (h *byteEndHandler) OnData(c *Conn) {
+	had := c.r != nil
+	r := c.Reader()
+	n := r.Buffered()
+	if n == 0 {
+		return
+	}
+	select {
+	case h.unreads <- r.UnreadByte():
+	default:
+	}
+	_, _ = r.Discard(n - 1)
+	_, _ = r.ReadByte()
+	h.got <- byteEndStep{n: n, hadReader: had}
+}
+
+// A callback that ends with a ReadByte emptying the Reader must leave
+// nothing behind: the emptied segment kept for UnreadByte would pin a block
+// per idle connection (and keep the Reader lent) until the arena ran dry
+// and the engine stalled. The step back ends with the callback.
+func TestHandlerReadByteLeavesNothingBehind(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			const bs, blocks, conns = 4096, 16, 24
+			h := &byteEndHandler{conns: make(chan *Conn, conns), got: make(chan byteEndStep, conns), unreads: make(chan error, 2*conns)}
+			ln, served := serve(t, kind, h, WithEngines(1), WithBlockSize(bs), WithMemory(blocks*bs))
+			g := ln.g
+			var peers []net.Conn
+			defer func() {
+				for _, p := range peers {
+					_ = p.Close()
+				}
+				require.NoError(t, ln.Close())
+				assert.ErrorIs(t, <-served, net.ErrClosed)
+				arenasIdle(t, g)
+			}()
+			next := func(what string) byteEndStep {
+				t.Helper()
+				select {
+				case s := <-h.got:
+					return s
+				case <-time.After(5 * time.Second):
+					require.Failf(t, "stalled", "%s: no callback; %d of %d blocks in use", what, g.engines[0].arena().InUse(), blocks)
+				}
+				return byteEndStep{}
+			}
+			msg := make([]byte, bs)
+			for i := range conns { // more connections than blocks, one after the other
+				p := dial(t, ln)
+				peers = append(peers, p)
+				<-h.conns
+				_, err := p.Write(msg)
+				require.NoError(t, err)
+				for total := 0; total < bs; {
+					total += next(fmt.Sprintf("connection %d", i)).n
+				}
+			}
+			// A second message on the first connection: the Reader went back
+			// after the first, and this callback may not step back into it.
+			_, err := peers[0].Write([]byte("x"))
+			require.NoError(t, err)
+			s := next("second message")
+			assert.False(t, s.hadReader, "the connection kept its Reader after a callback that emptied it with ReadByte")
+			for len(h.unreads) > 0 {
+				assert.ErrorIs(t, <-h.unreads, ErrInvalidUnreadByte, "UnreadByte stepped back into an earlier callback")
+			}
+		})
+	}
+}

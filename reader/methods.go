@@ -124,7 +124,8 @@ func (r *Reader) ReadByte() (byte, error) {
 
 // UnreadByte steps back over the byte the last ReadByte returned
 // (io.ByteScanner). It fails with ErrInvalidUnreadByte unless the previous
-// call on the Reader was a successful ReadByte.
+// call on the Reader was a successful ReadByte; in handler mode, one made in
+// the same callback.
 func (r *Reader) UnreadByte() error {
 	if err := r.enter(); err != nil {
 		return err
