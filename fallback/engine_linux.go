@@ -236,6 +236,7 @@ func (e *Engine) loop(started chan<- struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	e.ctl.BindLoop()
+	defer e.ctl.UnbindLoop()
 	close(started)
 	defer close(e.done)
 	for {

@@ -178,7 +178,7 @@ func (s *sink) Detached() {
 	// the last drop, which may stop the engines, then happens on the
 	// closing goroutine (at once) rather than on this loop (in the
 	// background).
-	c.drop()
+	c.drop(true)
 	c.detached.Done()
 }
 
@@ -326,15 +326,19 @@ func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
 // Write writes p to the socket. Called from a handler (on an engine loop) it
 // never waits: what the socket does not take at once is copied and flushed
 // in order by a goroutine of the connection's own, and a later Write
-// returns any error that flush met. Elsewhere it waits like net.Conn.Write.
+// returns any error that flush met. Elsewhere, and from handlers of the
+// portable engine (non-Linux builds, whose callbacks run on a goroutine of
+// the connection's own), it waits like net.Conn.Write.
 // Writes are delivered in the order the calls were made.
 func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
-	if c.inCallback.Load() {
+	if c.inCallback.Load() && c.g.lends {
 		// From a handler, on the engine loop (or, harmlessly, from another
-		// goroutine while a handler runs): never wait.
+		// goroutine while a handler runs): never wait. (The portable
+		// engine has no loop: its handlers run on a goroutine of the
+		// connection's own, which may wait.)
 		return c.writeOnLoop(p)
 	}
 	c.wmu.Lock()
@@ -465,7 +469,7 @@ func (c *Conn) flush() {
 	c.flushing = false
 	ws.cond.Broadcast()
 	c.wmu.Unlock()
-	c.drop()
+	c.drop(false)
 }
 
 // Close stops the engine reading the connection, gives back every block its
@@ -474,7 +478,28 @@ func (c *Conn) flush() {
 // to call from any goroutine, handlers included, and concurrently with data
 // arriving; a Reader call waiting on another goroutine returns an error
 // matching net.ErrClosed. Later calls return an error matching net.ErrClosed.
-func (c *Conn) Close() error {
+//
+// Elsewhere Close returns once the engine has let go of the connection.
+// From a handler (on any engine's loop, or on the portable engine's
+// goroutine of the connection) it does not wait for that, so that no loop
+// waits for another: the blocks and the socket go back as soon as the
+// engine lets go, right after the callback.
+func (c *Conn) Close() error { return c.close(c.closeMayWait()) }
+
+// closeMayWait reports whether Close may wait for the engine to let go: not
+// on an engine loop (which may be the one to let go, or wait for the
+// caller's), nor from a handler of the portable engine (its callbacks run
+// on the goroutine that lets go).
+func (c *Conn) closeMayWait() bool {
+	if c.h != nil && !c.g.lends && c.inCallback.Load() {
+		return false
+	}
+	return !c.engine().onLoop()
+}
+
+// close is Close; wait says whether it may wait for the engine to let go.
+// The engine's side (the sink, guard) passes false.
+func (c *Conn) close(wait bool) error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
@@ -489,15 +514,18 @@ func (c *Conn) Close() error {
 		_ = c.setWriteDeadlineLocked(time.Now().Add(closeFlushTimeout))
 	}
 	c.wmu.Unlock()
-	if !c.engine().onLoop() {
+	if wait {
 		c.detached.Wait()
 	}
-	c.drop()
+	c.drop(!wait)
 	return nil
 }
 
-// drop releases one hold; the last closes the socket and the group reference.
-func (c *Conn) drop() {
+// drop releases one hold; the last closes the socket and the group
+// reference. engineSide says the caller may be the engine's own goroutine
+// (its loop, or the portable engine's goroutine of the connection), where
+// releasing the group, which may stop the engines, must not be done inline.
+func (c *Conn) drop(engineSide bool) {
 	if c.holds.Add(-1) != 0 {
 		return
 	}
@@ -522,7 +550,7 @@ func (c *Conn) drop() {
 		_ = unix.Close(c.fd)
 	}
 	c.wmu.Unlock()
-	if c.engine().onLoop() {
+	if engineSide || c.engine().onLoop() {
 		go c.g.release() // the group may close this very loop: not from inside it
 	} else {
 		c.g.release()

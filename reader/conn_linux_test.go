@@ -931,3 +931,74 @@ func TestConnValue(t *testing.T) {
 	assert.Nil(t, c.Value())
 	require.NoError(t, c.Close())
 }
+
+// crossCloseHandler: the first data on each connection closes its partner,
+// a connection of the other engine, once both callbacks are running.
+type crossCloseHandler struct {
+	conns   chan *Conn
+	arrived sync.WaitGroup
+	closed  chan error
+}
+
+func (h *crossCloseHandler) OnOpen(c *Conn)       { h.conns <- c }
+func (h *crossCloseHandler) OnClose(*Conn, error) {}
+func (h *crossCloseHandler) OnData(c *Conn) {
+	partner, _ := c.Value().(*Conn)
+	if partner == nil {
+		return
+	}
+	c.SetValue(nil)
+	h.arrived.Done()
+	both := make(chan struct{})
+	go func() { h.arrived.Wait(); close(both) }()
+	select { // both loops inside a callback at once (bounded)
+	case <-both:
+	case <-time.After(2 * time.Second):
+	}
+	h.closed <- partner.Close()
+}
+
+// Two handlers on two engines closing each other's connection at the same
+// moment: a Close that waited for the other engine to let go would have each
+// loop wait for the other, forever.
+func TestHandlersCloseAcrossEngines(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			h := &crossCloseHandler{conns: make(chan *Conn, 2), closed: make(chan error, 2)}
+			h.arrived.Add(2)
+			ln, served := serve(t, kind, h, WithEngines(2), WithMemory(1<<20))
+			g := ln.g
+			p0 := dial(t, ln)
+			defer p0.Close()
+			c0 := <-h.conns
+			p1 := dial(t, ln)
+			defer p1.Close()
+			c1 := <-h.conns
+			require.NotEqual(t, c0.ei, c1.ei, "the two connections should be on different engines")
+			c0.SetValue(c1)
+			c1.SetValue(c0)
+			_, err := p0.Write([]byte("a"))
+			require.NoError(t, err)
+			_, err = p1.Write([]byte("b"))
+			require.NoError(t, err)
+			for range 2 {
+				select {
+				case err := <-h.closed:
+					assert.NoError(t, err)
+				case <-time.After(10 * time.Second):
+					require.Fail(t, "a Close from a handler did not return: the loops wait for each other")
+				}
+			}
+			// Both peers see their connection closed.
+			for _, p := range []net.Conn{p0, p1} {
+				_ = p.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, err := p.Read(make([]byte, 1))
+				assert.ErrorIs(t, err, io.EOF)
+			}
+			require.NoError(t, ln.Close())
+			assert.ErrorIs(t, <-served, net.ErrClosed)
+			arenasIdle(t, g)
+		})
+	}
+}

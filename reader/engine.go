@@ -195,6 +195,9 @@ type engine interface {
 	// releaser is the hook the engine's queues give block references back
 	// through (one func per engine, shared by its connections).
 	releaser() func(arena.Ref)
+	// onLoop reports whether the caller runs on an engine loop: this
+	// engine's or any other's (code that would wait for an engine must not
+	// wait there).
 	onLoop() bool
 	close() error
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/fallback"
+	"github.com/zcio/zcio/internal/loopctl"
 	"github.com/zcio/zcio/internal/segq"
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -52,7 +53,7 @@ func (x *epollEngine) released(r arena.Ref) {
 	x.e.BlocksFreed()
 }
 
-func (x *epollEngine) onLoop() bool { return x.e.OnLoop() }
+func (x *epollEngine) onLoop() bool { return loopctl.OnAnyLoop() }
 
 func (x *epollEngine) close() error {
 	err := x.e.Close()

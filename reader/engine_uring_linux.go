@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zcio/zcio/arena"
+	"github.com/zcio/zcio/internal/loopctl"
 	"github.com/zcio/zcio/internal/segq"
 	"github.com/zcio/zcio/ring"
 )
@@ -62,7 +63,7 @@ func (x *uringEngine) released(r arena.Ref) {
 	x.e.BlocksFreed()
 }
 
-func (x *uringEngine) onLoop() bool { return x.e.OnLoop() }
+func (x *uringEngine) onLoop() bool { return loopctl.OnAnyLoop() }
 
 func (x *uringEngine) close() error {
 	err := x.e.Close()

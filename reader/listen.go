@@ -244,7 +244,7 @@ func (c *Conn) handlerEnd(err error) {
 		err = nil
 	}
 	c.guard(func() { c.h.OnClose(c, err) })
-	_ = c.Close()
+	_ = c.close(false) // the engine's side: never wait for itself
 }
 
 // guard runs fn and turns a panic into the connection's end.
@@ -261,7 +261,7 @@ func (c *Conn) guard(fn func()) {
 				}()
 			}
 			c.inCallback.Store(false)
-			_ = c.Close()
+			_ = c.close(false) // the engine's side: never wait for itself
 			return
 		}
 		c.giveBack() // before inCallback drops: see Conn.Reader

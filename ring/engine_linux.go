@@ -330,6 +330,7 @@ func (e *Engine) loop(started chan<- error) {
 	defer runtime.UnlockOSThread()
 	defer close(e.done)
 	e.ctl.BindLoop()
+	defer e.ctl.UnbindLoop()
 	if err := e.setup(); err != nil {
 		started <- err
 		return

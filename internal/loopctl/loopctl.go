@@ -32,8 +32,47 @@ type Control[C any] struct {
 func (l *Control[C]) Init(efd int) { l.efd = efd }
 
 // BindLoop records the calling OS thread as the loop's; the loop calls it
-// with runtime.LockOSThread held.
-func (l *Control[C]) BindLoop() { l.tid.Store(int64(unix.Gettid())) }
+// with runtime.LockOSThread held, and calls UnbindLoop before it unlocks the
+// thread.
+func (l *Control[C]) BindLoop() {
+	tid := int64(unix.Gettid())
+	l.tid.Store(tid)
+	loops.Lock()
+	if loops.tids == nil {
+		loops.tids = make(map[int64]int)
+	}
+	loops.tids[tid]++
+	loops.Unlock()
+}
+
+// UnbindLoop forgets the loop's thread: it is about to serve other
+// goroutines again.
+func (l *Control[C]) UnbindLoop() {
+	tid := l.tid.Swap(0)
+	loops.Lock()
+	if loops.tids[tid]--; loops.tids[tid] <= 0 {
+		delete(loops.tids, tid)
+	}
+	loops.Unlock()
+}
+
+// loops holds the OS threads of every engine loop of the process.
+var loops struct {
+	sync.Mutex
+	tids map[int64]int
+}
+
+// OnAnyLoop reports whether the caller runs on the loop of any engine of
+// the process: a handler of one engine calling into a connection of
+// another, say. Code that would wait for a loop must not wait there (two
+// loops waiting for each other deadlock). It costs a gettid(2) and a lock.
+func OnAnyLoop() bool {
+	tid := int64(unix.Gettid())
+	loops.Lock()
+	_, ok := loops.tids[tid]
+	loops.Unlock()
+	return ok
+}
 
 // OnLoop reports whether the caller runs on the loop. It costs one gettid(2).
 func (l *Control[C]) OnLoop() bool { return int64(unix.Gettid()) == l.tid.Load() }

@@ -41,8 +41,34 @@ func TestControlQueueWakeShutdown(t *testing.T) {
 	runtime.LockOSThread() // held while the other goroutine runs: it gets another thread
 	defer runtime.UnlockOSThread()
 	l.BindLoop()
+	defer l.UnbindLoop()
 	assert.True(t, l.OnLoop())
 	done := make(chan bool)
 	go func() { done <- l.OnLoop() }()
 	assert.False(t, <-done, "another thread is not the loop")
+}
+
+// OnAnyLoop is true on the thread of a bound loop, of any Control, and
+// nowhere else; not after UnbindLoop.
+func TestOnAnyLoop(t *testing.T) {
+	var a, b Control[int]
+	type seen struct{ a, b, any, anyAfter bool }
+	run := func(l *Control[int]) seen {
+		ch := make(chan seen)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			l.BindLoop()
+			s := seen{a: a.OnLoop(), b: b.OnLoop(), any: OnAnyLoop()}
+			l.UnbindLoop()
+			s.anyAfter = OnAnyLoop()
+			ch <- s
+		}()
+		return <-ch
+	}
+	assert.Equal(t, seen{a: true, any: true}, run(&a))
+	assert.Equal(t, seen{b: true, any: true}, run(&b))
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	assert.False(t, OnAnyLoop(), "the test's own thread is no loop")
 }

@@ -40,7 +40,7 @@ const (
 	EOPNOTSUPP = syscall.EOPNOTSUPP
 	EPERM      = syscall.EPERM
 	EPIPE      = syscall.EPIPE
-	ETIME      = syscall.ETIME
+	ETIME      = syscall.Errno(0x3e) // Linux's number: only io_uring (Linux) returns it; not every OS has one
 )
 
 // Errno is the system error number type.
