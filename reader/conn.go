@@ -264,8 +264,9 @@ func (s *sink) Resume() {
 // buffered in it, so that an idle connection costs no Reader. Call Reader in
 // each callback and do not keep the result past the callback: afterwards it
 // may be serving another connection (a kept pointer fails with
-// ErrOutsideCallback while the engine has the Reader back, but reads another
-// connection's bytes once it is lent again). Outside the connection's
+// ErrOutsideCallback between the connection's callbacks and while the engine
+// has the Reader back, but reads another connection's bytes once it is lent
+// again). Outside the connection's
 // callbacks Reader returns one whose every call fails with
 // ErrOutsideCallback; calling it from another goroutine while a callback
 // runs is a data race, as is any concurrent use of a Reader. Slices retained

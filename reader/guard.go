@@ -12,6 +12,11 @@ const (
 	gsBusy              // a call is in progress
 	gsCloseAsked        // a call is in progress and Close came meanwhile
 	gsClosed
+	// gsBetween: a handler-mode Reader still lent to its connection (it holds
+	// bytes) between the connection's callbacks. Calls fail with
+	// ErrOutsideCallback until the next callback: a pointer kept past a
+	// callback cannot race with the loop.
+	gsBetween
 )
 
 // enter starts a call: for an engine's Reader it claims the guard, so that a
@@ -19,8 +24,11 @@ const (
 // the Reader's blocks back.
 func (r *Reader) enter() error {
 	if r.guarded && !r.gs.CompareAndSwap(gsIdle, gsBusy) {
-		if r.gs.Load() == gsBusy {
+		switch r.gs.Load() {
+		case gsBusy:
 			return errReentrant
+		case gsBetween:
+			return ErrOutsideCallback
 		}
 		return ErrClosed
 	}
@@ -45,7 +53,10 @@ func (r *Reader) end() {
 
 // closeGuarded is Close for an engine's Reader.
 func (r *Reader) closeGuarded() error {
-	if r.gs.Load() >= gsCloseAsked {
+	switch r.gs.Load() {
+	case gsBetween:
+		return ErrOutsideCallback // its connection's to close, not a kept pointer's
+	case gsCloseAsked, gsClosed:
 		return ErrClosed
 	}
 	r.shutdown()
@@ -59,8 +70,8 @@ func (r *Reader) closeGuarded() error {
 func (r *Reader) shutdown() {
 	for {
 		switch r.gs.Load() {
-		case gsIdle:
-			if r.gs.CompareAndSwap(gsIdle, gsClosed) {
+		case gsIdle, gsBetween:
+			if st := r.gs.Load(); (st == gsIdle || st == gsBetween) && r.gs.CompareAndSwap(st, gsClosed) {
 				_ = r.closeNow()
 				return
 			}

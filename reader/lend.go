@@ -63,6 +63,9 @@ func (r *Reader) lendable() bool {
 // lent returns the Reader a handler-mode connection is using, lending it one
 // first if it has none. Loop only (in a callback, or in the engine's sink).
 func (c *Conn) lent() *Reader {
+	if r := c.r; r != nil {
+		r.gs.CompareAndSwap(gsBetween, gsIdle) // kept since an earlier callback
+	}
 	if c.r == nil {
 		if c.g.lends {
 			c.r = c.g.readers[c.ei].get(c.q)
@@ -88,7 +91,10 @@ func (c *Conn) giveBack() {
 	if c.g.lends && r.lendable() {
 		c.r = nil
 		c.g.readers[c.ei].put(r)
+		return
 	}
+	// Kept (it holds bytes): refused to anyone until the next callback.
+	r.gs.CompareAndSwap(gsIdle, gsBetween)
 }
 
 // endCallback ends what a callback may not carry over: the step back an

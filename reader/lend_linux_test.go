@@ -77,6 +77,16 @@ func TestHandlerReaderIsLent(t *testing.T) {
 			assert.Equal(t, "he", s1.got)
 			assert.Equal(t, 3, s1.left)
 
+			// Kept past its callback while it still holds "llo": refused
+			// until the next callback, and nothing is consumed.
+			for c.inCallback.Load() {
+				runtime.Gosched()
+			}
+			assert.ErrorIs(t, s1.r.Peek(1, func([][]byte) {}), ErrOutsideCallback)
+			_, err := s1.r.Discard(1)
+			assert.ErrorIs(t, err, ErrOutsideCallback)
+			assert.ErrorIs(t, s1.r.Close(), ErrOutsideCallback)
+
 			s2 := step("!") // the Reader still holds "llo": it stays lent
 			assert.True(t, s2.hadReader)
 			assert.Same(t, s1.r, s2.r)
@@ -95,7 +105,7 @@ func TestHandlerReaderIsLent(t *testing.T) {
 			assert.Equal(t, "x", s4.got)
 
 			// Outside the callbacks: refused, nothing consumed.
-			_, err := peer.Write([]byte("later"))
+			_, err = peer.Write([]byte("later"))
 			require.NoError(t, err)
 			s5 := <-h.steps
 			assert.Equal(t, "later", s5.got)

@@ -36,8 +36,10 @@ func (r *Reader) spill() {
 }
 
 // spillIdle is spill for a Reader no call is using (handler mode, on the
-// engine loop between callbacks).
+// engine loop between callbacks; the caller's giveBack then refuses it to
+// kept pointers again).
 func (r *Reader) spillIdle() {
+	r.gs.CompareAndSwap(gsBetween, gsIdle)
 	if r.enter() != nil {
 		return
 	}
