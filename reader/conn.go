@@ -219,6 +219,7 @@ func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*C
 	} else {
 		c.r = newQueueReader(c.q, o)
 		c.r.guarded = true
+		c.q.PrepareWait()
 	}
 	c.holds.Store(2) // the owner (until Close) and the engine (until Detached)
 	g.retain()

@@ -378,6 +378,18 @@ func (q *Queue) TakeOrPark(ctx context.Context, dst []Segment, nonBlocking bool)
 	return q.take(ctx, dst, nonBlocking)
 }
 
+// PrepareWait makes now what a consumer's first wait with no deadline and
+// no context needs, instead of at that wait, deep in the consumer's stack
+// (an allocation there can take the allocator's slow path and outgrow a
+// goroutine's starting stack). For a consumer that will block.
+func (q *Queue) PrepareWait() {
+	q.mu.Lock()
+	if q.cond == nil {
+		q.cond = sync.NewCond(&q.mu)
+	}
+	q.mu.Unlock()
+}
+
 // Park waits for the wake-up a TakeOrPark that returned ErrPark asked for.
 // A wake-up that came in between makes it return at once.
 func (q *Queue) Park() {

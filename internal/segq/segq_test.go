@@ -412,3 +412,37 @@ func TestTimedAndPlainWaitsMix(t *testing.T) {
 func TestQueueIsSmall(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(segq.Queue{}), uintptr(112))
 }
+
+// After PrepareWait the first plain wait allocates nothing: a blocked
+// consumer's first wait happens deep in its stack, where an allocation
+// could outgrow a goroutine's starting stack.
+func TestPrepareWaitMovesTheAllocation(t *testing.T) {
+	a := newArena(t, 4)
+	fresh := func(prepared bool) *segq.Queue {
+		q := segq.New(segq.Config{Arena: a})
+		if prepared {
+			q.PrepareWait()
+		}
+		return q
+	}
+	for _, prepared := range []bool{false, true} {
+		qs := make([]*segq.Queue, 0, 8)
+		for range 8 {
+			qs = append(qs, fresh(prepared))
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(7, func() {
+			_, err := qs[i].TakeOrPark(nil, nil, false)
+			i++
+			require.ErrorIs(t, err, segq.ErrPark)
+		})
+		if prepared {
+			assert.Zero(t, allocs, "the first plain wait of a prepared queue allocated")
+		} else {
+			assert.Positive(t, allocs, "the first plain wait of a fresh queue makes its condition variable")
+		}
+		for _, q := range qs {
+			q.Close()
+		}
+	}
+}
