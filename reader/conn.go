@@ -69,6 +69,8 @@ type Conn struct {
 	fdClosed bool   // the fd is closed (written under wmu and amu)
 	flushing bool   // a flusher goroutine owns ws.pending
 	writing  bool   // a Write from outside the loop is in the kernel
+	wshut    bool   // CloseWrite was called: writes fail (under wmu)
+	shutDue  bool   // CloseWrite came while writes were in flight (under wmu)
 }
 
 // writeState is the part of a Conn's writing side that most connections
@@ -347,13 +349,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	for c.flushing || c.writing {
 		c.wsLocked().cond.Wait()
 	}
-	if c.fdClosed {
-		// Close finished between the check above and the lock: the fd
-		// number may already belong to another file.
-		c.wmu.Unlock()
-		return 0, c.opErr("write", net.ErrClosed)
-	}
-	if err := c.werrLocked(); err != nil {
+	if err := c.writableLocked(); err != nil {
 		c.wmu.Unlock()
 		return 0, err
 	}
@@ -363,6 +359,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.writeWait(wf, p)
 	c.wmu.Lock()
 	c.writing = false
+	c.writesEndedLocked()
 	c.wakeWritersLocked()
 	c.wmu.Unlock()
 	return n, err
@@ -378,20 +375,31 @@ func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
 	n := 0
 	if wf == nil {
 		// No deadline can be set without wf: try the socket at once, and
-		// make the poller's file only if it is full.
-		var err error
-		if n, err = writeNow(c.fd, p); err != nil || n == len(p) {
-			if err != nil {
-				err = c.opErr("write", err)
-			}
-			return n, err
-		}
+		// make the poller's file only if it is full. The write is
+		// non-blocking and made under wmu, so a Close cannot close the fd
+		// under it (nor can a deadline set meanwhile hand the fd to a new
+		// file that Close would close at once).
 		c.wmu.Lock()
-		wf, err = c.fileLocked()
-		c.wmu.Unlock()
-		if err != nil {
-			return n, c.opErr("write", err)
+		if c.fdClosed {
+			c.wmu.Unlock()
+			return 0, c.opErr("write", net.ErrClosed)
 		}
+		if wf = c.wfLocked(); wf == nil {
+			var err error
+			if n, err = writeNow(c.fd, p); err != nil || n == len(p) {
+				c.wmu.Unlock()
+				if err != nil {
+					err = c.opErr("write", err)
+				}
+				return n, err
+			}
+			wf, err = c.fileLocked()
+			if err != nil {
+				c.wmu.Unlock()
+				return n, c.opErr("write", err)
+			}
+		}
+		c.wmu.Unlock()
 	}
 	m, err := wf.Write(p[n:])
 	if err != nil {
@@ -418,12 +426,10 @@ func (c *Conn) fileLocked() (*os.File, error) {
 func (c *Conn) writeOnLoop(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.fdClosed {
-		return 0, c.opErr("write", net.ErrClosed)
-	}
-	if err := c.werrLocked(); err != nil {
+	if err := c.writableLocked(); err != nil {
 		return 0, err
 	}
+	total := len(p)
 	if !c.flushing && !c.writing {
 		n, err := writeNow(c.fd, p)
 		if err != nil {
@@ -443,7 +449,30 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 		c.holds.Add(1)
 		go c.flush()
 	}
-	return len(p), nil
+	return total, nil // all of p: written, or queued in order
+}
+
+// writableLocked says why a write may not start: the fd is closed, an
+// earlier write failed, or CloseWrite was called. wmu is held.
+func (c *Conn) writableLocked() error {
+	switch {
+	case c.fdClosed:
+		// Close finished: the fd number may already belong to another file.
+		return c.opErr("write", net.ErrClosed)
+	case c.wshut:
+		return c.opErr("write", os.NewSyscallError("write", unix.EPIPE))
+	}
+	return c.werrLocked()
+}
+
+// writesEndedLocked runs when a write in flight ends (writing or flushing
+// dropped): a CloseWrite that came meanwhile shuts the socket's writing
+// side now, after every byte a Write accepted. wmu is held.
+func (c *Conn) writesEndedLocked() {
+	if c.shutDue && !c.flushing && !c.writing && !c.fdClosed {
+		c.shutDue = false
+		_ = unix.Shutdown(c.fd, unix.SHUT_WR) // CloseWrite returned already: nobody to tell
+	}
 }
 
 // flush writes what handlers queued, off the loop, in Go's poller.
@@ -469,6 +498,7 @@ func (c *Conn) flush() {
 	}
 	ws.pending = nil
 	c.flushing = false
+	c.writesEndedLocked()
 	ws.cond.Broadcast()
 	c.wmu.Unlock()
 	c.drop(false)
@@ -531,15 +561,10 @@ func (c *Conn) drop(engineSide bool) {
 	if c.holds.Add(-1) != 0 {
 		return
 	}
+	// Every write(2) on the bare fd is made under wmu (writeOnLoop,
+	// writeWait), and a write parked in wf is safe to close under: closing
+	// under wmu cannot let a write land on a reused fd number.
 	c.wmu.Lock()
-	for c.writing && c.nc == nil && c.wfLocked() == nil {
-		// A Write outside the loop may be in write(2) on the bare fd, which
-		// nothing reference-counts: closing now could let the number be
-		// reused and the write land on another file. It does not wait long
-		// (the fd is non-blocking); past that it parks in wf, which is safe
-		// to close under it.
-		c.wsLocked().cond.Wait()
-	}
 	c.amu.Lock()
 	c.fdClosed = true
 	c.amu.Unlock()
@@ -648,6 +673,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // fails with an error matching os.ErrDeadlineExceeded. Writes queued by
 // handlers are flushed under it too.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.closed.Load() {
+		// Close set its own bound on the last flush: not the caller's to lift.
+		return c.opErr("set", net.ErrClosed)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.setWriteDeadlineLocked(t); err != nil {
@@ -667,7 +696,9 @@ func (c *Conn) setWriteDeadlineLocked(t time.Time) error {
 	return wf.SetWriteDeadline(t)
 }
 
-// CloseWrite shuts down the writing side (TCP and Unix connections).
+// CloseWrite shuts down the writing side (TCP and Unix connections): the
+// peer reads the end of the stream after every byte a Write accepted (bytes
+// a handler's Write queued are flushed first), and later Writes fail.
 func (c *Conn) CloseWrite() error {
 	if c.nc != nil {
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
@@ -679,6 +710,11 @@ func (c *Conn) CloseWrite() error {
 	defer c.wmu.Unlock()
 	if c.fdClosed || c.closed.Load() {
 		return c.opErr("close", net.ErrClosed)
+	}
+	c.wshut = true
+	if c.flushing || c.writing {
+		c.shutDue = true // the write in flight shuts it down when it ends
+		return nil
 	}
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 		return c.opErr("close", os.NewSyscallError("shutdown", err))
