@@ -28,7 +28,7 @@ func (r *Reader) spill() {
 	for r.h < len(r.segs) {
 		r.pop() // gives back the old segments and their pending bytes
 	}
-	qs.q().Adopt(n) // the spilled copy is pending instead
+	qs.q().Adopt(out[0]) // the spilled copy is pending instead
 	r.segs = append(r.segs[:0], out[0])
 	r.h, r.off, r.n = 0, 0, n
 	r.setHead()

@@ -91,7 +91,7 @@ type Queue struct {
 
 	pending  atomic.Int64  // bytes pushed and not yet given back
 	lastDone atomic.Uint64 // block of the last segment given back, packed
-	last     arena.Ref     // block of the last segment pushed (under mu)
+	last     uint64        // block of the last segment pushed, packed; 0: none yet (under mu)
 	runs     atomic.Int32  // runs pushed and not yet given back
 	paused   atomic.Bool   // Push told the producer to pause
 
@@ -286,8 +286,9 @@ func (q *Queue) Push(s Segment) (pause bool) {
 			q.sh.spare = sp[:len(sp)-1]
 		}
 	}
-	run := s.Ref != q.last
-	q.last = s.Ref
+	k := packRef(s.Ref)
+	run := k != q.last
+	q.last = k
 	q.segs = append(q.segs, s)
 	p := q.pending.Add(int64(s.Len))
 	runs := q.runs.Load()
@@ -611,6 +612,7 @@ func (q *Queue) Closed() bool {
 	return q.closed
 }
 
-// packRef packs a reference into one word (the zero Ref packs to 0, like
-// the first push's q.last).
-func packRef(r arena.Ref) uint64 { return uint64(r.ID())<<32 | uint64(r.Gen()) }
+// packRef packs a reference into one word, never 0: the zero word means "no
+// block yet" in q.last and q.lastDone, and the first block of a fresh arena
+// (id 0, generation 0) must still count as a run.
+func packRef(r arena.Ref) uint64 { return 1<<63 | uint64(r.ID())<<32 | uint64(r.Gen()) }

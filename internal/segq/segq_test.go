@@ -446,3 +446,52 @@ func TestPrepareWaitMovesTheAllocation(t *testing.T) {
 		}
 	}
 }
+
+// pushUntilPause pushes one-byte segments, each in a block of its own, until
+// Push asks to pause; it returns how many blocks went in. The segments stay
+// queued (Close gives them back).
+func pushUntilPause(t *testing.T, a *arena.Arena, q *segq.Queue, most int) int {
+	t.Helper()
+	for n := 1; n <= most; n++ {
+		if q.Push(seg(t, a, 0, 1)) {
+			return n
+		}
+	}
+	return most + 1
+}
+
+// MaxBlocks counts every block, the first block of a fresh arena (id 0,
+// generation 0, the zero Ref) included.
+func TestMaxBlocksCountsTheFirstBlock(t *testing.T) {
+	a := newArena(t, 8)
+	q := segq.New(segq.Config{Arena: a, MaxBlocks: 2})
+	assert.Equal(t, 2, pushUntilPause(t, a, q, 6), "blocks queued before Push asked to pause (MaxBlocks 2)")
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
+// A spilled segment (Adopt) counts as a run until it is given back, so that
+// spills do not loosen MaxBlocks: after any number of spills, the queue still
+// pauses at MaxBlocks blocks.
+func TestSpillsKeepMaxBlocks(t *testing.T) {
+	a := newArena(t, 16)
+	q := segq.New(segq.Config{Arena: a, MaxBlocks: 2, Spiller: segq.NewSpiller(a)})
+	for range 5 {
+		// Two blocks queued and taken, then spilled: given back with Done,
+		// replaced by one copy that the consumer then consumes.
+		require.False(t, q.Push(seg(t, a, 0, 10)))
+		q.Push(seg(t, a, 0, 10))
+		got, err := q.Take(nil, nil, true)
+		require.NoError(t, err)
+		spilled := seg(t, a, 0, 20) // stands for the Spiller's copy
+		for _, s := range got {
+			q.Done(s)
+		}
+		q.Adopt(spilled)
+		q.Done(spilled)
+	}
+	assert.Zero(t, q.Pending())
+	assert.Equal(t, 2, pushUntilPause(t, a, q, 6), "blocks queued before Push asked to pause after 5 spills (MaxBlocks 2)")
+	q.Close()
+	assert.Zero(t, a.InUse())
+}

@@ -22,9 +22,16 @@ func (q *Queue) Nudge() {
 	q.mu.Unlock()
 }
 
-// Adopt counts n more pending bytes: those of a spilled segment that
-// replaces segments the consumer gave back with Done.
-func (q *Queue) Adopt(n int) { q.pending.Add(int64(n)) }
+// Adopt counts the bytes of s, a spilled segment that replaces segments the
+// consumer gave back with Done, as pending again, and its block as a run if
+// its Done will count one (the next segment the consumer gives back is s).
+// Consumer only.
+func (q *Queue) Adopt(s Segment) {
+	q.pending.Add(int64(s.Len))
+	if packRef(s.Ref) != q.lastDone.Load() {
+		q.runs.Add(1)
+	}
+}
 
 // Spiller returns the queue's spiller, nil if none.
 func (q *Queue) Spiller() *Spiller { return q.sh.spill }
