@@ -69,8 +69,6 @@ type Conn struct {
 	fdClosed bool   // the fd is closed (written under wmu and amu)
 	flushing bool   // a flusher goroutine owns ws.pending
 	writing  bool   // a Write from outside the loop is in the kernel
-	wshut    bool   // CloseWrite was called: writes fail (under wmu)
-	shutDue  bool   // CloseWrite came while writes were in flight (under wmu)
 }
 
 // writeState is the part of a Conn's writing side that most connections
@@ -81,6 +79,8 @@ type writeState struct {
 	wf      *os.File  // bare socket: made for writes that wait and write deadlines; owns fd then
 	pending []byte    // handler writes not yet on the socket
 	err     error     // sticky write error
+	shut    bool      // CloseWrite was called: writes fail
+	shutDue bool      // CloseWrite came while writes were in flight: the last one shuts down
 }
 
 // wsLocked returns c.ws, making it first; wmu is held.
@@ -459,7 +459,7 @@ func (c *Conn) writableLocked() error {
 	case c.fdClosed:
 		// Close finished: the fd number may already belong to another file.
 		return c.opErr("write", net.ErrClosed)
-	case c.wshut:
+	case c.ws != nil && c.ws.shut:
 		return c.opErr("write", os.NewSyscallError("write", unix.EPIPE))
 	}
 	return c.werrLocked()
@@ -469,8 +469,8 @@ func (c *Conn) writableLocked() error {
 // dropped): a CloseWrite that came meanwhile shuts the socket's writing
 // side now, after every byte a Write accepted. wmu is held.
 func (c *Conn) writesEndedLocked() {
-	if c.shutDue && !c.flushing && !c.writing && !c.fdClosed {
-		c.shutDue = false
+	if ws := c.ws; ws != nil && ws.shutDue && !c.flushing && !c.writing && !c.fdClosed {
+		ws.shutDue = false
 		_ = unix.Shutdown(c.fd, unix.SHUT_WR) // CloseWrite returned already: nobody to tell
 	}
 }
@@ -711,9 +711,10 @@ func (c *Conn) CloseWrite() error {
 	if c.fdClosed || c.closed.Load() {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.wshut = true
+	ws := c.wsLocked()
+	ws.shut = true
 	if c.flushing || c.writing {
-		c.shutDue = true // the write in flight shuts it down when it ends
+		ws.shutDue = true // the write in flight shuts it down when it ends
 		return nil
 	}
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {

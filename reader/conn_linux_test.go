@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -1001,4 +1002,84 @@ func TestHandlersCloseAcrossEngines(t *testing.T) {
 			arenasIdle(t, g)
 		})
 	}
+}
+
+// Reader.Close from another goroutine wakes a call of the connection's
+// Reader that waits for data: it returns an error matching net.ErrClosed,
+// and every block goes back.
+func TestReaderCloseWakesABlockedRead(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			_, err = peer.Write([]byte("partial"))
+			require.NoError(t, err)
+			r := c.Reader()
+			done := make(chan error, 1)
+			go func() { done <- r.ReadRange(100, func([]byte) {}) }()
+			require.Eventually(t, func() bool { return r.gs.Load() == gsBusy }, 5*time.Second, time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // let it wait
+			require.NoError(t, r.Close())
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, net.ErrClosed)
+			case <-time.After(5 * time.Second):
+				require.NoError(t, c.Close())
+				<-done
+				require.Fail(t, "a read still waits after Reader.Close returned")
+			}
+			assert.ErrorIs(t, r.Close(), ErrClosed, "a second Close")
+			require.NoError(t, c.Close())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// A read with a context of its own, on a Listener made WithContext, also
+// ends when the Listener's context does (WithContext: every wait observes
+// it), with nothing consumed.
+func TestReadContextObservesTheReadersContext(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			base, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ln := listen(t, kind, WithEngines(1), WithMemory(1<<20), WithContext(base))
+			g := ln.g
+			peer := dial(t, ln)
+			defer peer.Close()
+			c, err := ln.Accept()
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.ReadContext(context.Background(), make([]byte, 8))
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let it wait
+			cancel()
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, context.Canceled)
+			case <-time.After(5 * time.Second):
+				require.NoError(t, c.Close())
+				<-done
+				require.Fail(t, "the wait did not observe the Reader's context")
+			}
+			require.NoError(t, c.Close())
+			require.NoError(t, ln.Close())
+			arenasIdle(t, g)
+		})
+	}
+}
+
+// Every connection has a Conn, idle or not: keep it in the 176-byte size
+// class (rare state lives in lazily made parts: writeState, connAddrs).
+func TestConnIsSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(Conn{}), uintptr(176))
 }

@@ -60,6 +60,12 @@ func (r *Reader) closeGuarded() error {
 		return ErrClosed
 	}
 	r.shutdown()
+	if r.gs.Load() == gsCloseAsked {
+		// A call is in progress, perhaps waiting for data: closing the
+		// source wakes it with an error, and it finishes the close as it
+		// returns.
+		_ = r.src.close()
+	}
 	return nil
 }
 

@@ -324,9 +324,7 @@ func (r *Reader) moreOf(need int) error {
 	if ctx == nil {
 		ctx = r.baseCtx
 	} else if r.baseCtx != nil {
-		if err := r.baseCtx.Err(); err != nil {
-			return err
-		}
+		return r.moreOfBoth(need)
 	}
 	r.compact()
 	var added int
@@ -347,6 +345,29 @@ func (r *Reader) moreOf(need int) error {
 	}
 	r.n += added
 	r.setHead() // the head may be new, or have grown
+	return err
+}
+
+// moreOfBoth is moreOf for a call with a context of its own on a Reader
+// made WithContext: the wait observes both. It costs a derived context (a
+// few allocations), only on this path.
+func (r *Reader) moreOfBoth(need int) error {
+	call, base := r.ctx, r.baseCtx
+	if err := base.Err(); err != nil {
+		return err
+	}
+	both, cancel := context.WithCancel(call)
+	stop := context.AfterFunc(base, cancel)
+	r.ctx, r.baseCtx = both, nil
+	err := r.moreOf(need)
+	r.ctx, r.baseCtx = call, base
+	stop()
+	cancel()
+	if err != nil && both.Err() != nil && call.Err() == nil {
+		if berr := base.Err(); berr != nil {
+			return berr // the wait ended because the Reader's context did
+		}
+	}
 	return err
 }
 
