@@ -318,7 +318,18 @@ func (e *Engine) readFrom(c *conn) {
 	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
 		buf, ok := e.tail.room()
 		if !ok {
-			e.starve(c)
+			// No block to read into; but an end of stream or a reset needs
+			// none, and must not wait for the arena.
+			switch n, err := unix.PeekByte(c.fd); {
+			case err == nil && n == 0:
+				e.end(c, io.EOF)
+			case errors.Is(err, unix.EAGAIN):
+				// Nothing to read after all: stay watched.
+			case err != nil:
+				e.end(c, os.NewSyscallError("read", err))
+			default:
+				e.starve(c)
+			}
 			return
 		}
 		n, err := unix.Read(c.fd, buf)

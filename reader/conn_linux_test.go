@@ -637,10 +637,12 @@ func TestHandlerHalfClose(t *testing.T) {
 func closeSharedGroups() {
 	defaultGroupsMu.Lock()
 	defer defaultGroupsMu.Unlock()
-	for i, g := range defaultGroups {
-		if g != nil {
-			g.release()
-			defaultGroups[i] = nil
+	for i := range defaultGroups {
+		for d, g := range defaultGroups[i] {
+			if g != nil {
+				g.release()
+				defaultGroups[i][d] = nil
+			}
 		}
 	}
 }
@@ -1082,4 +1084,88 @@ func TestReadContextObservesTheReadersContext(t *testing.T) {
 // class (rare state lives in lazily made parts: writeState, connAddrs).
 func TestConnIsSmall(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(Conn{}), uintptr(176))
+}
+
+// Accept racing Listener.Close returns a working Conn (the kernel had handed
+// the connection over) or an error matching net.ErrClosed, never an error
+// from attaching to engines the Close stopped; every engine stops once.
+func TestAcceptRacingClose(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			bad, conns := 0, 0
+			var first error
+			deadline := time.Now().Add(5 * time.Second)
+			for i := 0; i < 400 && time.Now().Before(deadline); i++ {
+				ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+				res := make(chan error, 1)
+				go func() {
+					c, err := ln.Accept()
+					if err == nil {
+						conns++
+						err = c.Close()
+					}
+					res <- err
+				}()
+				peer := dial(t, ln)
+				for range i % 50 {
+					runtime.Gosched()
+				}
+				_ = ln.Close()
+				select {
+				case err := <-res:
+					if err != nil && !errors.Is(err, net.ErrClosed) {
+						bad++
+						if first == nil {
+							first = err
+						}
+					}
+				case <-time.After(5 * time.Second):
+					require.Fail(t, "Accept did not return after Close")
+				}
+				_ = peer.Close()
+			}
+			t.Logf("%d of the accepts returned a connection", conns)
+			assert.Zero(t, bad, "Accept errors not matching net.ErrClosed; the first: %v", first)
+		})
+	}
+}
+
+// With the default number of engines, a machine with hundreds of cores still
+// gets engines with arenas of a sane size.
+func TestDefaultEnginesOnManyCores(t *testing.T) {
+	old := runtime.GOMAXPROCS(300)
+	defer runtime.GOMAXPROCS(old)
+	ln, err := Listen("tcp", "127.0.0.1:0", WithEngine(Fallback))
+	require.NoError(t, err)
+	defer ln.Close()
+	assert.LessOrEqual(t, len(ln.g.engines), 32)
+	for _, e := range ln.g.engines {
+		assert.GreaterOrEqual(t, e.arena().Len(), 32, "blocks per engine")
+	}
+}
+
+// Wrap with WithDebug gets a debug arena whatever an earlier Wrap asked.
+func TestWrapHonoursDebug(t *testing.T) {
+	t.Cleanup(closeSharedGroups)
+	closeSharedGroups()
+	wrapOne := func(opts ...Option) *Conn {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		peer, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = peer.Close() })
+		nc, err := ln.Accept()
+		require.NoError(t, err)
+		c, err := Wrap(nc, opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	plain := wrapOne(WithEngine(Fallback))
+	debug := wrapOne(WithEngine(Fallback), WithDebug())
+	assert.False(t, plain.g.engines[plain.ei].arena().Debug())
+	assert.True(t, debug.g.engines[debug.ei].arena().Debug(), "WithDebug was ignored after a plain Wrap")
 }

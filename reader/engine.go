@@ -148,7 +148,8 @@ type engineOptions struct {
 func WithEngine(k EngineKind) Option { return func(o *options) { o.engine = k } }
 
 // WithEngines sets how many engines (event loops, each with its own arena)
-// a Listener spreads its connections across. Zero means GOMAXPROCS.
+// a Listener spreads its connections across. Zero means GOMAXPROCS, but no
+// more engines than leave each 32 blocks of the memory budget (WithMemory).
 func WithEngines(n int) Option { return func(o *options) { o.engines = n } }
 
 // WithMemory sets a Listener's total arena budget in bytes, split evenly
@@ -240,10 +241,6 @@ func newGroup(o *engineOptions) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := o.engines
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
 	mem := o.memory
 	if mem <= 0 {
 		mem = DefaultMemory
@@ -251,6 +248,13 @@ func newGroup(o *engineOptions) (*group, error) {
 	bs := o.blockSize
 	if bs <= 0 {
 		bs = DefaultEngineBlockSize
+	}
+	n := o.engines
+	if n <= 0 {
+		// One per core, but no more than the memory gives a sane arena
+		// each: on a machine with hundreds of cores the default budget
+		// would otherwise leave every engine a handful of blocks.
+		n = max(1, min(runtime.GOMAXPROCS(0), mem/(minDefaultEngineBlocks*bs)))
 	}
 	blocks := mem / n / bs
 	if blocks < 4 {
@@ -291,6 +295,11 @@ func newGroup(o *engineOptions) (*group, error) {
 	return g, nil
 }
 
+// minDefaultEngineBlocks is the fewest blocks an engine gets when the
+// number of engines is the default: 32, the buffer ring's largest window at
+// the default block size.
+const minDefaultEngineBlocks = 32
+
 // spillReserve is the share of an engine's blocks kept out of the kernel's
 // hands for spills.
 func spillReserve(a *arena.Arena) int { return max(1, a.Len()/8) }
@@ -326,6 +335,20 @@ func (g *group) pick() int {
 
 func (g *group) retain() { g.refs.Add(1) }
 
+// tryRetain adds a reference unless the last one is gone (the engines are
+// closed or closing).
+func (g *group) tryRetain() bool {
+	for {
+		n := g.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if g.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // release drops one reference; the last one closes every engine and arena.
 // It must not run on an engine loop (Close waits for the loop).
 func (g *group) release() {
@@ -341,12 +364,13 @@ func (g *group) closeEngines() {
 }
 
 var (
-	defaultGroups   [3]*group
+	defaultGroups   [3][2]*group // by engine kind, then WithDebug
 	defaultGroupsMu sync.Mutex
 )
 
-// sharedGroup returns the process-wide group of kind that Wrap uses, created
-// with default settings on first use and never closed.
+// sharedGroup returns the process-wide group of the kind and debug setting
+// that Wrap uses, created with default settings on first use and never
+// closed.
 func sharedGroup(o *engineOptions) (*group, error) {
 	defaultGroupsMu.Lock()
 	defer defaultGroupsMu.Unlock()
@@ -354,13 +378,17 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	if int(k) >= len(defaultGroups) {
 		return nil, fmt.Errorf("zcio/reader: unknown engine %v", k)
 	}
-	if g := defaultGroups[k]; g != nil {
+	d := 0
+	if o.debug {
+		d = 1
+	}
+	if g := defaultGroups[k][d]; g != nil {
 		return g, nil
 	}
 	g, err := newGroup(&engineOptions{engine: k, debug: o.debug})
 	if err != nil {
 		return nil, err
 	}
-	defaultGroups[k] = g
+	defaultGroups[k][d] = g
 	return g, nil
 }

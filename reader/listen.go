@@ -81,6 +81,12 @@ func (l *Listener) accept(h Handler) (*Conn, error) {
 // acceptOne accepts one connection. listenerErr says the error came from the
 // listener (closed, say), not from attaching that one connection.
 func (l *Listener) acceptOne(h Handler) (c *Conn, err error, listenerErr bool) {
+	// Hold the engines for the accept: a Close meanwhile must not close
+	// them under a connection the kernel has already handed over.
+	if !l.g.tryRetain() {
+		return nil, &net.OpError{Op: "accept", Net: l.ln.Addr().Network(), Addr: l.ln.Addr(), Err: net.ErrClosed}, true
+	}
+	defer l.g.release()
 	nc, fd, err := l.acceptConn()
 	if err != nil {
 		return nil, err, true
@@ -121,8 +127,9 @@ func (l *Listener) Close() error {
 // Wrap adopts a TCP or Unix stream connection accepted or dialled elsewhere:
 // from now on an engine reads it and the returned Conn owns it (its Close
 // closes nc). Wrap uses a process-wide group of engines of the kind asked
-// for (WithEngine; WithDebug also applies), made with default settings on
-// first use and kept for the life of the process.
+// for (WithEngine), one with WithDebug and one without, each made with
+// default settings on first use and kept for the life of the process;
+// other options apply to the Conn's Reader.
 func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
 	var o options
 	for _, opt := range opts {

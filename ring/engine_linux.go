@@ -620,18 +620,32 @@ func (e *Engine) complete(cqe *CQE) {
 		e.end(c, io.EOF)
 	case rv.NoBuffers:
 		e.stats.nobufs.Add(1)
-		if c.state == cArmed {
-			if e.free() {
-				// The window ran dry, not the arena: widen it (refill re-arms
-				// this connection at once).
-				e.window = min(2*e.window, maxWindow(e.a.Len()-e.br.reserve, e.a.BlockSize()))
-			} else if len(e.starved) == 0 {
-				e.nudge()
-			}
-			c.state = cStarved
-			e.starved = append(e.starved, c)
-			e.hungry.Store(true)
+		if c.state != cArmed {
+			break
 		}
+		// The kernel picks a buffer before it looks at the socket, so an
+		// end of stream or a reset ends with ENOBUFS too. Neither needs a
+		// block: when the arena is dry (the connection may wait long for
+		// one), look without reading. (A dry window is refilled at once.)
+		if !e.free() {
+			if n, err := unix.PeekByte(int(c.fd)); err == nil && n == 0 {
+				e.end(c, io.EOF)
+				break
+			} else if err != nil && !errors.Is(err, unix.EAGAIN) {
+				e.end(c, os.NewSyscallError("recv", err))
+				break
+			}
+		}
+		if e.free() {
+			// The window ran dry, not the arena: widen it (refill re-arms
+			// this connection at once).
+			e.window = min(2*e.window, maxWindow(e.a.Len()-e.br.reserve, e.a.BlockSize()))
+		} else if len(e.starved) == 0 {
+			e.nudge()
+		}
+		c.state = cStarved
+		e.starved = append(e.starved, c)
+		e.hungry.Store(true)
 	case rv.Errno == unix.EINVAL && e.armCap != 0:
 		// A kernel before 6.15 refuses a capped multishot receive: go on
 		// without the cap (pauses then take effect after the burst).

@@ -64,6 +64,7 @@ func Run(t *testing.T, s Suite) {
 		{"SmallMessagesShareBlocks", testSmallMessagesShareBlocks},
 		{"PoisonedBlocksShowNoStaleBytes", testPoisonedBlocksShowNoStaleBytes},
 		{"DryArenaBackPressureLosesNothing", testDryArenaBackPressureLosesNothing},
+		{"DryArenaStillSeesEndOfStream", testDryArenaStillSeesEndOfStream},
 		{"PauseAndResume", testPauseAndResume},
 		{"ResetIsAnError", testResetIsAnError},
 		{"CloseEndsEveryConnection", testCloseEndsEveryConnection},
@@ -395,6 +396,37 @@ func testDryArenaBackPressureLosesNothing(t *testing.T, s Suite) {
 	require.NoError(t, <-writeDone)
 	waitClosed(t, rec.ended, "end of stream")
 	assert.True(t, bytes.Equal(want, rec.bytes()), "bytes lost or corrupted under back-pressure")
+}
+
+// testDryArenaStillSeesEndOfStream: a peer that closes while the arena is
+// dry (another connection holds every block) ends its connection at once:
+// reading an end of stream needs no block, so it must not wait for one.
+func testDryArenaStillSeesEndOfStream(t *testing.T, s Suite) {
+	f := newFixture(t, s, 4, 4096)
+	hogFD, hogPeer := socketpair(t)
+	hog := newRecorder(f.a)
+	hog.hold = true
+	attach(t, f, hogFD, hog)
+	go func() { _, _ = hogPeer.Write(make([]byte, 64<<10)) }()
+	hog.waitLen(t, 4*4096-4096/4, 5*time.Second)
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, 4, f.a.InUse(), "the arena is dry")
+
+	fd, peer := socketpair(t)
+	rec := newRecorder(f.a)
+	attach(t, f, fd, rec)
+	require.NoError(t, peer.Close()) // an orderly end, nothing sent
+	select {
+	case <-rec.ended:
+		rec.mu.Lock()
+		assert.ErrorIs(t, rec.endErr, io.EOF)
+		rec.mu.Unlock()
+	case <-time.After(5 * time.Second):
+		assert.Fail(t, "the end of stream waited for the arena")
+	}
+	hog.releaseHeld()
+	f.e.BlocksFreed()
+	require.NoError(t, hogPeer.Close())
 }
 
 // testWorkingSetStaysSmall: messages consumed one at a time must cycle

@@ -82,3 +82,16 @@ func ResidentPages(b []byte) (int, error) {
 
 // Getpagesize returns the system page size.
 func Getpagesize() int { return linux.Getpagesize() }
+
+// PeekByte looks at what a non-blocking stream socket has to read without
+// taking it: 1 when bytes wait, 0 when the peer ended the stream and nothing
+// is left, an error (EAGAIN: nothing yet; ECONNRESET...) otherwise.
+func PeekByte(fd int) (int, error) {
+	var b [1]byte
+	for {
+		n, _, err := linux.Recvfrom(fd, b[:], linux.MSG_PEEK|linux.MSG_DONTWAIT)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
