@@ -1169,3 +1169,59 @@ func TestWrapHonoursDebug(t *testing.T) {
 	assert.False(t, plain.g.engines[plain.ei].arena().Debug())
 	assert.True(t, debug.g.engines[debug.ei].arena().Debug(), "WithDebug was ignored after a plain Wrap")
 }
+
+// A Conn.Close from another goroutine while fixed-size reads run: every
+// read returns a value or an error, none panics or reads a block given back.
+func TestFixedReadsRacingClose(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			for i := range 20 {
+				ln := listen(t, kind, WithEngines(1), WithMemory(1<<20), WithDebug())
+				g := ln.g
+				peer := dial(t, ln)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				stop := make(chan struct{})
+				wrote := make(chan struct{})
+				go func() {
+					defer close(wrote)
+					buf := make([]byte, 32<<10)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						_ = peer.SetWriteDeadline(time.Now().Add(time.Second))
+						if _, err := peer.Write(buf); err != nil {
+							return
+						}
+					}
+				}()
+				r := c.Reader()
+				done := make(chan any, 1)
+				go func() {
+					defer func() { done <- recover() }()
+					for range 1 << 20 {
+						if _, err := r.ReadUint32BE(); err != nil {
+							return
+						}
+						if _, err := r.ReadUint16LE(); err != nil {
+							return
+						}
+					}
+				}()
+				time.Sleep(time.Duration(1+i%5) * time.Millisecond)
+				require.NoError(t, c.Close())
+				p := <-done
+				close(stop)
+				_ = peer.Close()
+				<-wrote
+				require.NoError(t, ln.Close())
+				require.Nil(t, p, "a fixed-size read panicked on round %d", i)
+				arenasIdle(t, g)
+			}
+		})
+	}
+}

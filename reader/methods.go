@@ -142,92 +142,77 @@ func (r *Reader) UnreadByte() error {
 	return nil
 }
 
-// fixed waits for k bytes and returns them as one slice, valid until the next
-// call that consumes (see contiguous); tmp is where they are gathered when
-// they straddle segments.
-func (r *Reader) fixed(k int, tmp *[8]byte) ([]byte, error) {
+// fixed waits for k (at most 8) bytes, consumes them and returns a copy in
+// the first k bytes of b. The copy and the consuming happen inside the call's
+// guard: a Close from another goroutine gives the blocks back only after
+// them.
+func (r *Reader) fixed(k int) (b [8]byte, err error) {
 	if err := r.begin(); err != nil {
-		return nil, err
+		return b, err
 	}
 	defer r.end()
 	if err := r.ensure(k); err != nil {
-		return nil, err
+		return b, err
 	}
-	return r.contiguous(k, tmp), nil
+	copy(b[:k], r.contiguous(k, &b))
+	r.consume(k)
+	return b, nil
 }
 
 // ReadUint16BE consumes a big-endian uint16. If the stream ends first it
 // returns io.ErrUnexpectedEOF (io.EOF with nothing buffered) and consumes
 // nothing; so do the other fixed-size readers.
 func (r *Reader) ReadUint16BE() (uint16, error) {
-	var tmp [8]byte
-	b, err := r.fixed(2, &tmp)
+	b, err := r.fixed(2)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.BigEndian.Uint16(b)
-	r.consume(2)
-	return v, nil
+	return binary.BigEndian.Uint16(b[:2]), nil
 }
 
 // ReadUint16LE consumes a little-endian uint16.
 func (r *Reader) ReadUint16LE() (uint16, error) {
-	var tmp [8]byte
-	b, err := r.fixed(2, &tmp)
+	b, err := r.fixed(2)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.LittleEndian.Uint16(b)
-	r.consume(2)
-	return v, nil
+	return binary.LittleEndian.Uint16(b[:2]), nil
 }
 
 // ReadUint32BE consumes a big-endian uint32.
 func (r *Reader) ReadUint32BE() (uint32, error) {
-	var tmp [8]byte
-	b, err := r.fixed(4, &tmp)
+	b, err := r.fixed(4)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.BigEndian.Uint32(b)
-	r.consume(4)
-	return v, nil
+	return binary.BigEndian.Uint32(b[:4]), nil
 }
 
 // ReadUint32LE consumes a little-endian uint32.
 func (r *Reader) ReadUint32LE() (uint32, error) {
-	var tmp [8]byte
-	b, err := r.fixed(4, &tmp)
+	b, err := r.fixed(4)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.LittleEndian.Uint32(b)
-	r.consume(4)
-	return v, nil
+	return binary.LittleEndian.Uint32(b[:4]), nil
 }
 
 // ReadUint64BE consumes a big-endian uint64.
 func (r *Reader) ReadUint64BE() (uint64, error) {
-	var tmp [8]byte
-	b, err := r.fixed(8, &tmp)
+	b, err := r.fixed(8)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.BigEndian.Uint64(b)
-	r.consume(8)
-	return v, nil
+	return binary.BigEndian.Uint64(b[:8]), nil
 }
 
 // ReadUint64LE consumes a little-endian uint64.
 func (r *Reader) ReadUint64LE() (uint64, error) {
-	var tmp [8]byte
-	b, err := r.fixed(8, &tmp)
+	b, err := r.fixed(8)
 	if err != nil {
 		return 0, err
 	}
-	v := binary.LittleEndian.Uint64(b)
-	r.consume(8)
-	return v, nil
+	return binary.LittleEndian.Uint64(b[:8]), nil
 }
 
 // ReadUvarint consumes an unsigned varint as encoding/binary writes it. A
