@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -469,6 +470,15 @@ func (e *Engine) detach(c *conn) {
 		return
 	case stateWatched:
 		e.unwatch(c)
+	case stateStarved:
+		// Off the list of connections waiting for blocks: one that left
+		// must not keep the loop polling for blocks.
+		if i := slices.Index(e.starved, c); i >= 0 {
+			e.starved = slices.Delete(e.starved, i, i+1)
+		}
+		if len(e.starved) == 0 {
+			e.starving.Store(false)
+		}
 	}
 	c.state = stateDetached
 	e.slots.Remove(c.slot)
@@ -488,6 +498,6 @@ func (e *Engine) shutdown() {
 	})
 	e.starved = e.starved[:0]
 	e.tail.retire()
-	unix.Close(e.evfd)
+	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
 	unix.Close(e.epfd)
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -60,9 +61,9 @@ const (
 // each receive; the loop hands each completion to the connection's [Sink]
 // as a segment. Its methods are safe for concurrent use.
 //
-// The engine uses its arena exclusively: every free block is published to
-// the kernel, and a block comes back to the buffer ring once its last
-// reference is released.
+// The engine uses its arena exclusively: it keeps a window of free blocks
+// published to the kernel (see refill), and a block comes back to the
+// buffer ring once its last reference is released.
 type Engine struct {
 	cfg   EngineConfig
 	a     *arena.Arena
@@ -542,6 +543,7 @@ func (e *Engine) refill() {
 	}
 	if len(e.starved) > 0 && e.inRing == 0 && time.Since(e.nudged) >= nudgeEvery {
 		e.nudge()
+		e.peekStarved()
 	}
 	if len(e.starved) > 0 && e.inRing > 0 {
 		// Re-arm as many connections as there are blocks in the ring,
@@ -626,15 +628,10 @@ func (e *Engine) complete(cqe *CQE) {
 		// The kernel picks a buffer before it looks at the socket, so an
 		// end of stream or a reset ends with ENOBUFS too. Neither needs a
 		// block: when the arena is dry (the connection may wait long for
-		// one), look without reading. (A dry window is refilled at once.)
-		if !e.free() {
-			if n, err := unix.PeekByte(int(c.fd)); err == nil && n == 0 {
-				e.end(c, io.EOF)
-				break
-			} else if err != nil && !errors.Is(err, unix.EAGAIN) {
-				e.end(c, os.NewSyscallError("recv", err))
-				break
-			}
+		// one), look without reading, now and with every nudge while it
+		// stays dry (peekStarved). A dry window is refilled at once.
+		if !e.free() && e.peekEnd(c) {
+			break
 		}
 		if e.free() {
 			// The window ran dry, not the arena: widen it (refill re-arms
@@ -759,9 +756,51 @@ func (e *Engine) finishDetach(c *econn) {
 	if c.state == cDetached {
 		return
 	}
+	if c.state == cStarved {
+		e.dropStarved(c)
+	}
 	c.state = cDetached
 	e.slots.Remove(c.slot)
 	c.sink.Detached()
+}
+
+// peekStarved ends the starved connections whose peer ended the stream (or
+// reset it) meanwhile: that needs no block, and a connection that starved
+// before its peer closed is not armed, so nothing else would tell. It runs
+// with the nudges, while the ring stays dry.
+func (e *Engine) peekStarved() {
+	kept := e.starved[:0]
+	for _, c := range e.starved {
+		if c.state == cStarved && !e.peekEnd(c) {
+			kept = append(kept, c)
+		}
+	}
+	clear(e.starved[len(kept):])
+	e.starved = kept
+}
+
+// peekEnd looks, without reading, whether c's peer ended the stream or the
+// socket failed, and if so ends c. It reports whether it did.
+func (e *Engine) peekEnd(c *econn) bool {
+	n, err := unix.PeekByte(int(c.fd))
+	switch {
+	case err == nil && n == 0:
+		e.end(c, io.EOF)
+	case err != nil && !errors.Is(err, unix.EAGAIN):
+		e.end(c, os.NewSyscallError("recv", err))
+	default:
+		return false
+	}
+	return true
+}
+
+// dropStarved takes c off the list of connections waiting for blocks: a
+// connection that left must not keep the loop polling for blocks nor count
+// in Stats.
+func (e *Engine) dropStarved(c *econn) {
+	if i := slices.Index(e.starved, c); i >= 0 {
+		e.starved = slices.Delete(e.starved, i, i+1)
+	}
 }
 
 // shutdown ends every connection, cancels every receive and waits for the
@@ -792,7 +831,7 @@ func (e *Engine) shutdown() {
 	e.slots.Each(func(c *econn) { e.finishDetach(c) })
 	e.flush()
 	_ = e.r.Close() // closes the buffer ring: blocks in the kernel go back to the arena
-	unix.Close(e.efd)
+	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
 }
 
 func (e *Engine) armedCount() int {

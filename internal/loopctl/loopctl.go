@@ -25,7 +25,11 @@ type Control[C any] struct {
 
 	woken atomic.Bool // an eventfd write is pending
 	efd   int
-	tid   atomic.Int64
+	// fdMu orders the eventfd's writes before its close: a Wake after the
+	// loop closed it must not write to whatever file reused the number.
+	fdMu     sync.RWMutex
+	fdClosed bool
+	tid      atomic.Int64
 }
 
 // Init sets the eventfd that wakes the loop; it stays the caller's.
@@ -121,8 +125,23 @@ var one = [8]byte{1}
 // once until the loop's next Take.
 func (l *Control[C]) Wake() {
 	if l.woken.CompareAndSwap(false, true) {
-		_, _ = unix.Write(l.efd, one[:]) // EAGAIN only if the counter is full: the loop is awake then
+		l.fdMu.RLock()
+		if !l.fdClosed {
+			_, _ = unix.Write(l.efd, one[:]) // EAGAIN only if the counter is full: the loop is awake then
+		}
+		l.fdMu.RUnlock()
 	}
+}
+
+// CloseFD closes the eventfd, for the loop as it stops; later Wakes write
+// nothing.
+func (l *Control[C]) CloseFD() {
+	l.fdMu.Lock()
+	if !l.fdClosed {
+		l.fdClosed = true
+		_ = unix.Close(l.efd)
+	}
+	l.fdMu.Unlock()
 }
 
 // Take returns the queued commands, for the loop alone; the slice is reused

@@ -4,6 +4,7 @@ package loopctl
 
 import (
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -71,4 +72,32 @@ func TestOnAnyLoop(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	assert.False(t, OnAnyLoop(), "the test's own thread is no loop")
+}
+
+// After CloseFD a Wake writes nothing, not even to a file that took the
+// eventfd's number (a block released after the engine closed calls Wake).
+func TestWakeAfterCloseFDWritesNothing(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	require.NoError(t, err)
+	var l Control[int]
+	l.Init(efd)
+	l.CloseFD()
+	var p [2]int
+	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
+	// The read end far from the old number, the write end on it.
+	rd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p[0]), syscall.F_DUPFD_CLOEXEC, 1000)
+	require.Zero(t, errno)
+	defer syscall.Close(int(rd))
+	require.NoError(t, syscall.Dup3(p[1], efd, syscall.O_CLOEXEC))
+	for _, fd := range p {
+		if fd != efd {
+			_ = syscall.Close(fd)
+		}
+	}
+	defer syscall.Close(efd)
+	l.Wake()
+	var buf [8]byte
+	n, err := syscall.Read(int(rd), buf[:])
+	assert.ErrorIs(t, err, syscall.EAGAIN, "Wake after CloseFD wrote %d bytes into another file", max(n, 0))
+	l.CloseFD() // again: nothing
 }
