@@ -80,6 +80,7 @@ type Engine struct {
 	r            *Ring
 	br           *BufRing
 	cqes         []CQE
+	later        []CQE // completions sqe reaped to make room, handled after the batch in progress
 	ready        []*econn
 	starved      []*econn
 	starvedSpare []*econn
@@ -341,6 +342,10 @@ func (e *Engine) loop(started chan<- error) {
 		e.refill()
 		var err error
 		switch {
+		case len(e.later) > 0:
+			// Completions reaped while arming (sqe) wait to be handled:
+			// do not sleep on them.
+			_, err = e.r.Submit()
 		case len(e.starved) > 0:
 			// Blocks may come back without a wake-up (released by code
 			// that does not call BlocksFreed): look again soon.
@@ -378,7 +383,7 @@ func (e *Engine) loop(started chan<- error) {
 			for i := range e.cqes[:n] {
 				e.complete(&e.cqes[i])
 			}
-			if n > 0 {
+			if e.drainLater() || n > 0 {
 				e.trimDue, e.deepDue = true, false
 			}
 			if n < len(e.cqes) {
@@ -463,14 +468,30 @@ func (e *Engine) sqe() *SQE {
 			panic("zcio/ring: engine: submit: " + err.Error())
 		}
 		// The kernel took nothing (completions backed up): reap some to
-		// make room. Into a buffer of this call's own: the caller may be
-		// in the middle of a batch in e.cqes.
+		// make room. They are newer than what the caller may be in the
+		// middle of (a batch in e.cqes), so they are handled after it
+		// (drainLater): handling them now could deliver a connection's
+		// bytes out of order.
 		var local [16]CQE
 		n, _ := e.r.Reap(local[:])
-		for i := range local[:n] {
-			e.complete(&local[i])
-		}
+		e.later = append(e.later, local[:n]...)
 	}
+}
+
+// drainLater handles the completions sqe reaped to make room, in order,
+// and those their handling reaps in turn. It reports whether there were
+// any.
+func (e *Engine) drainLater() bool {
+	did := false
+	for len(e.later) > 0 {
+		batch := e.later
+		e.later = nil
+		for i := range batch {
+			e.complete(&batch[i])
+		}
+		did = true
+	}
+	return did
 }
 
 func (e *Engine) armWake() {
@@ -603,7 +624,7 @@ func (e *Engine) complete(cqe *CQE) {
 			e.inRing--
 		}
 		e.markReady(c)
-		if c.state == cArmed || c.state == cPaused || c.state == cStarved {
+		if !c.detach && (c.state == cArmed || c.state == cPaused || c.state == cStarved) {
 			if c.sink.Deliver(ref, off, rv.N) && c.state == cArmed {
 				c.state = cPaused
 				e.stats.paused.Add(1)
@@ -820,6 +841,9 @@ func (e *Engine) shutdown() {
 	// Wait for the final CQE of every receive (bounded: cancellation of a
 	// socket receive completes at once).
 	for tries := 0; tries < 1000 && e.armedCount() > 0; tries++ {
+		if e.drainLater() {
+			continue // those may have been the final CQEs waited for
+		}
 		if _, err := e.r.SubmitAndWait(1); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -828,6 +852,7 @@ func (e *Engine) shutdown() {
 			e.complete(&e.cqes[i])
 		}
 	}
+	e.drainLater()
 	e.slots.Each(func(c *econn) { e.finishDetach(c) })
 	e.flush()
 	_ = e.r.Close() // closes the buffer ring: blocks in the kernel go back to the arena
