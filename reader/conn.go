@@ -442,11 +442,15 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 		}
 		p = p[n:]
 	}
+	if !c.flushing && !c.tryHold() {
+		// The last hold went (a Close is closing the fd): a flusher
+		// started now would write to a closed, perhaps reused, number.
+		return total - len(p), c.opErr("write", net.ErrClosed)
+	}
 	ws := c.wsLocked()
 	ws.pending = append(ws.pending, p...)
 	if !c.flushing {
 		c.flushing = true
-		c.holds.Add(1)
 		go c.flush()
 	}
 	return total, nil // all of p: written, or queued in order
@@ -551,6 +555,19 @@ func (c *Conn) close(wait bool) error {
 	}
 	c.drop(!wait)
 	return nil
+}
+
+// tryHold adds a hold unless the last one is gone.
+func (c *Conn) tryHold() bool {
+	for {
+		n := c.holds.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.holds.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // drop releases one hold; the last closes the socket and the group
