@@ -460,8 +460,9 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 // earlier write failed, or CloseWrite was called. wmu is held.
 func (c *Conn) writableLocked() error {
 	switch {
-	case c.fdClosed:
-		// Close finished: the fd number may already belong to another file.
+	case c.fdClosed || c.closed.Load():
+		// Close came (a Write that waited behind a flush sees it here) or
+		// finished: the fd number may already belong to another file.
 		return c.opErr("write", net.ErrClosed)
 	case c.ws != nil && c.ws.shut:
 		return c.opErr("write", os.NewSyscallError("write", unix.EPIPE))
