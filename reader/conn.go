@@ -691,12 +691,14 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // fails with an error matching os.ErrDeadlineExceeded. Writes queued by
 // handlers are flushed under it too.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if c.closed.Load() {
-		// Close set its own bound on the last flush: not the caller's to lift.
-		return c.opErr("set", net.ErrClosed)
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.closed.Load() {
+		// Close set its own bound on the last flush: not the caller's to
+		// lift. (Checked under wmu: Close sets closed before it takes wmu
+		// to put that bound.)
+		return c.opErr("set", net.ErrClosed)
+	}
 	if err := c.setWriteDeadlineLocked(t); err != nil {
 		return c.opErr("set", err)
 	}

@@ -39,10 +39,17 @@ func (r *Reader) spill() {
 // engine loop between callbacks; the caller's giveBack then refuses it to
 // kept pointers again).
 func (r *Reader) spillIdle() {
-	r.gs.CompareAndSwap(gsBetween, gsIdle)
-	if r.enter() != nil {
-		return
+	prev := r.gs.Load()
+	if prev != gsIdle && prev != gsBetween || !r.gs.CompareAndSwap(prev, gsBusy) {
+		return // a call in progress (misuse), or closed
 	}
-	defer r.end()
-	r.spill()
+	if !r.closed {
+		r.spill()
+	}
+	// Back as it was (gsBetween keeps refusing a kept pointer), unless a
+	// Close came meanwhile: then close now, as end does.
+	if !r.gs.CompareAndSwap(gsBusy, prev) {
+		_ = r.closeNow()
+		r.gs.Store(gsClosed)
+	}
 }

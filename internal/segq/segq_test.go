@@ -495,3 +495,42 @@ func TestSpillsKeepMaxBlocks(t *testing.T) {
 	q.Close()
 	assert.Zero(t, a.InUse())
 }
+
+// The same when the producer goes on in the block the consumer held part
+// of when it spilled: that block's rest (queued, or pushed after the spill)
+// is a run again after the spilled copy.
+func TestMidBlockSpillsKeepMaxBlocks(t *testing.T) {
+	for _, pushAfter := range []bool{false, true} {
+		a := newArena(t, 16)
+		q := segq.New(segq.Config{Arena: a, MaxBlocks: 2, Spiller: segq.NewSpiller(a)})
+		for range 5 {
+			first := seg(t, a, 0, 10) // block A, its first part
+			require.False(t, q.Push(first))
+			got, err := q.Take(nil, nil, true)
+			require.NoError(t, err)
+			a.Retain(first.Ref) // the producer goes on in block A
+			rest := segq.Segment{Ref: first.Ref, Off: 10, Len: 10}
+			if !pushAfter {
+				q.Push(rest)
+			}
+			spilled := seg(t, a, 0, 10) // the consumer spills A[0:10]
+			for _, s := range got {
+				q.Done(s)
+			}
+			q.Adopt(spilled)
+			if pushAfter {
+				q.Push(rest)
+			}
+			q.Done(spilled)
+			more, err := q.Take(nil, nil, true)
+			require.NoError(t, err)
+			for _, s := range more {
+				q.Done(s)
+			}
+		}
+		assert.Zero(t, q.Pending())
+		assert.Equal(t, 2, pushUntilPause(t, a, q, 12), "blocks queued before Push asked to pause after 5 mid-block spills (MaxBlocks 2, rest pushed after the spill: %v)", pushAfter)
+		q.Close()
+		assert.Zero(t, a.InUse())
+	}
+}

@@ -23,14 +23,27 @@ func (q *Queue) Nudge() {
 }
 
 // Adopt counts the bytes of s, a spilled segment that replaces segments the
-// consumer gave back with Done, as pending again, and its block as a run if
-// its Done will count one (the next segment the consumer gives back is s).
-// Consumer only.
+// consumer gave back with Done, as pending again, and the runs the Done
+// calls to come will take off: s's own (the next segment the consumer gives
+// back is s), and that of the rest of the block the consumer gave back last
+// when the producer goes on in it (its run was taken off with the given-back
+// part, and after s it is a run again). Consumer only.
 func (q *Queue) Adopt(s Segment) {
 	q.pending.Add(int64(s.Len))
-	if packRef(s.Ref) != q.lastDone.Load() {
+	last, k := q.lastDone.Load(), packRef(s.Ref)
+	if k != last {
 		q.runs.Add(1)
 	}
+	q.mu.Lock()
+	switch {
+	case len(q.segs) > 0:
+		if packRef(q.segs[0].Ref) == last && last != k {
+			q.runs.Add(1) // the queued rest of that block
+		}
+	case q.last == last:
+		q.last = 0 // the producer's next segment there starts a run
+	}
+	q.mu.Unlock()
 }
 
 // Spiller returns the queue's spiller, nil if none.
