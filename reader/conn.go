@@ -69,6 +69,9 @@ type Conn struct {
 	fdClosed bool   // the fd is closed (written under wmu and amu)
 	flushing bool   // a flusher goroutine owns ws.pending
 	writing  bool   // a Write from outside the loop is in the kernel
+	// rawWriting: a Write is in write(2) on the bare fd, outside wmu
+	// (writeWait); the fd must not be closed meanwhile. Under wmu.
+	rawWriting bool
 }
 
 // writeState is the part of a Conn's writing side that most connections
@@ -375,18 +378,25 @@ func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
 	n := 0
 	if wf == nil {
 		// No deadline can be set without wf: try the socket at once, and
-		// make the poller's file only if it is full. The write is
-		// non-blocking and made under wmu, so a Close cannot close the fd
-		// under it (nor can a deadline set meanwhile hand the fd to a new
-		// file that Close would close at once).
+		// make the poller's file only if it is full. The write(2) is made
+		// outside wmu (an engine loop may want the lock meanwhile), with
+		// rawWriting set under it: a Close waits for it before closing the
+		// fd, even if a deadline set meanwhile made the poller's file.
 		c.wmu.Lock()
 		if c.fdClosed {
 			c.wmu.Unlock()
 			return 0, c.opErr("write", net.ErrClosed)
 		}
-		if wf = c.wfLocked(); wf == nil {
+		wf = c.wfLocked()
+		c.rawWriting = wf == nil
+		c.wmu.Unlock()
+		if wf == nil {
 			var err error
-			if n, err = writeNow(c.fd, p); err != nil || n == len(p) {
+			n, err = writeNow(c.fd, p)
+			c.wmu.Lock()
+			c.rawWriting = false
+			c.wakeWritersLocked()
+			if err != nil || n == len(p) {
 				c.wmu.Unlock()
 				if err != nil {
 					err = c.opErr("write", err)
@@ -394,12 +404,11 @@ func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
 				return n, err
 			}
 			wf, err = c.fileLocked()
+			c.wmu.Unlock()
 			if err != nil {
-				c.wmu.Unlock()
 				return n, c.opErr("write", err)
 			}
 		}
-		c.wmu.Unlock()
 	}
 	m, err := wf.Write(p[n:])
 	if err != nil {
@@ -418,7 +427,6 @@ func (c *Conn) fileLocked() (*os.File, error) {
 	if ws.wf == nil {
 		// The fd is non-blocking, so the file is registered with the poller.
 		ws.wf = os.NewFile(uintptr(c.fd), "")
-		ws.cond.Broadcast() // a drop waiting for a raw write may close wf now
 	}
 	return ws.wf, nil
 }
@@ -579,10 +587,14 @@ func (c *Conn) drop(engineSide bool) {
 	if c.holds.Add(-1) != 0 {
 		return
 	}
-	// Every write(2) on the bare fd is made under wmu (writeOnLoop,
-	// writeWait), and a write parked in wf is safe to close under: closing
-	// under wmu cannot let a write land on a reused fd number.
+	// A write(2) on the bare fd is made under wmu (writeOnLoop) or with
+	// rawWriting set (writeWait): closing once it is done, under wmu,
+	// cannot let a write land on a reused fd number. A write parked in wf
+	// is safe to close under.
 	c.wmu.Lock()
+	for c.rawWriting {
+		c.wsLocked().cond.Wait() // not long: the fd is non-blocking
+	}
 	c.amu.Lock()
 	c.fdClosed = true
 	c.amu.Unlock()
