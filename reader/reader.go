@@ -167,7 +167,8 @@ func (r *Reader) SetDeadline(t time.Time) { r.src.setDeadline(t) }
 // Wait blocks until at least n bytes are buffered (so that the next calls
 // needing at most n bytes do not wait), the stream ends (io.EOF, or
 // io.ErrUnexpectedEOF when fewer than n bytes arrived), ctx is done (its
-// error), or the deadline passes.
+// error), or the deadline passes. n above Limit fails with ErrTooLarge (and
+// a negative n with ErrNegativeCount) at once, whatever is buffered.
 func (r *Reader) Wait(ctx context.Context, n int) error {
 	if err := r.begin(); err != nil {
 		return err
