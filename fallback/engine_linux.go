@@ -321,16 +321,11 @@ func (e *Engine) readFrom(c *conn) {
 		if !ok {
 			// No block to read into; but an end of stream or a reset needs
 			// none, and must not wait for the arena.
-			switch n, err := unix.PeekByte(c.fd); {
-			case err == nil && n == 0:
-				e.end(c, io.EOF)
-			case errors.Is(err, unix.EAGAIN):
-				// Nothing to read after all: stay watched.
-			case err != nil:
-				e.end(c, os.NewSyscallError("read", err))
-			default:
+			if end, waiting := unix.PeekEnd(c.fd); end != nil {
+				e.end(c, end)
+			} else if waiting {
 				e.starve(c)
-			}
+			} // else nothing to read after all: stay watched
 			return
 		}
 		n, err := unix.Read(c.fd, buf)

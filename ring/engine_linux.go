@@ -803,16 +803,11 @@ func (e *Engine) peekStarved() {
 // peekEnd looks, without reading, whether c's peer ended the stream or the
 // socket failed, and if so ends c. It reports whether it did.
 func (e *Engine) peekEnd(c *econn) bool {
-	n, err := unix.PeekByte(int(c.fd))
-	switch {
-	case err == nil && n == 0:
-		e.end(c, io.EOF)
-	case err != nil && !errors.Is(err, unix.EAGAIN):
-		e.end(c, os.NewSyscallError("recv", err))
-	default:
-		return false
+	end, _ := unix.PeekEnd(int(c.fd))
+	if end != nil {
+		e.end(c, end)
 	}
-	return true
+	return end != nil
 }
 
 // dropStarved takes c off the list of connections waiting for blocks: a

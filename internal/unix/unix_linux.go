@@ -3,6 +3,8 @@
 package unix
 
 import (
+	"io"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -83,22 +85,28 @@ func ResidentPages(b []byte) (int, error) {
 // Getpagesize returns the system page size.
 func Getpagesize() int { return linux.Getpagesize() }
 
-// PeekByte looks at what a non-blocking stream socket has to read without
-// taking it: 1 when bytes wait, 0 when the peer ended the stream and nothing
-// is left, an error (EAGAIN: nothing yet; ECONNRESET...) otherwise.
-// It allocates nothing (no address is asked for): engines call it on their
-// loops whenever the arena is dry.
-func PeekByte(fd int) (int, error) {
+// PeekEnd looks, without reading, at what a non-blocking stream socket has
+// to read: end is io.EOF when the peer ended the stream with nothing left,
+// or the socket's error (a reset, say) as an *os.SyscallError; waiting
+// reports bytes ready. Neither: nothing yet. It allocates nothing but the
+// error (no address is asked for): the engines call it on their loops when
+// the arena is dry, where an end must not wait for a block.
+func PeekEnd(fd int) (end error, waiting bool) {
 	var b [1]byte
 	for {
 		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
 			uintptr(linux.MSG_PEEK|linux.MSG_DONTWAIT), 0, 0)
 		switch errno {
 		case 0:
-			return int(n), nil
+			if n == 0 {
+				return io.EOF, false
+			}
+			return nil, true
 		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return nil, false
 		default:
-			return 0, errno
+			return os.NewSyscallError("recv", errno), false
 		}
 	}
 }
