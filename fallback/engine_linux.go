@@ -311,16 +311,23 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 	if c == nil || c.gen != uint32(ev.Pad) || c.state != stateWatched {
 		return // stale event of a connection that left
 	}
-	e.readFrom(c)
+	e.readFrom(c, ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 }
 
-// readFrom reads c into the tail block up to ReadsPerEvent times.
-func (e *Engine) readFrom(c *conn) {
+// readFrom reads c into the tail block up to ReadsPerEvent times. hangup
+// says epoll reported the peer's end or an error along with the event.
+func (e *Engine) readFrom(c *conn, hangup bool) {
 	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
 		buf, ok := e.tail.room()
 		if !ok {
 			// No block to read into; but an end of stream or a reset needs
-			// none, and must not wait for the arena.
+			// none, and must not wait for the arena. Only an event that
+			// reported one is worth the look (a syscall per event while the
+			// arena is dry, under load, otherwise).
+			if !hangup {
+				e.starve(c)
+				return
+			}
 			if end, waiting := unix.PeekEnd(c.fd); end != nil {
 				e.end(c, end)
 			} else if waiting {
