@@ -2,6 +2,7 @@ package segq
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -89,4 +90,12 @@ func TestRecycleHandsTheArrayOn(t *testing.T) {
 	q1.Close() // gives the queued segments back; the array goes to the GC
 	assert.Nil(t, q1.segs)
 	assert.Zero(t, a.InUse())
+}
+
+// Every idle connection holds a Queue: its fields are laid out to fit the
+// 96-byte size class, and a handler-mode queue makes nothing more until its
+// end (a waiting consumer makes its waits; Finish its rare part).
+func TestQueueIsSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(Queue{}), uintptr(96))
+	assert.LessOrEqual(t, unsafe.Sizeof(waits{}), uintptr(64), "a blocking consumer's waits: one 64-byte object, like the sync.Cond it replaces")
 }

@@ -93,13 +93,13 @@ func TestRunsMatchAModelThroughSpills(t *testing.T) {
 				held = append(held[:0], out[0])
 				ops = append(ops, "spill")
 			}
-			require.Equal(t, expectedRuns(q, held), q.runs.Load(), "seed %d step %d, last ops %v", seed, step, ops[max(0, len(ops)-8):])
+			require.Equal(t, expectedRuns(q, held), q.rs.runs(), "seed %d step %d, last ops %v", seed, step, ops[max(0, len(ops)-8):])
 		}
 		held, _ = q.Take(nil, held, true)
 		for _, s := range held {
 			q.Done(s)
 		}
-		assert.Zero(t, q.runs.Load(), "seed %d: runs left once everything was given back", seed)
+		assert.Zero(t, q.rs.runs(), "seed %d: runs left once everything was given back", seed)
 		q.Close()
 		sp.Close()
 		if have {

@@ -92,32 +92,65 @@ type Queue struct {
 	pending  atomic.Int64  // bytes pushed and not yet given back
 	lastDone atomic.Uint64 // block of the last segment given back, packed
 	last     uint64        // block of the last segment pushed, packed; 0: none yet (under mu)
-	runs     atomic.Int32  // runs pushed and not yet given back
-	paused   atomic.Bool   // Push told the producer to pause
+	rs       runState      // runs pushed and not yet given back; Push told the producer to pause
+	mu       sync.Mutex
 
-	// Under mu:
-	closed  bool
-	recycle bool  // Recycle: segs goes back to sh.spare when drained
-	ended   bool  // Finish was called: x.end says how
-	nudged  bool  // Nudge was called; the next blocking Take says so
-	waiting uint8 // how the consumer waits, if it does (waitCond, waitChan)
-	mu      sync.Mutex
+	// Under mu. The fields are ordered, and the flags packed, so that a
+	// Queue takes 96 bytes: it is part of every idle connection's cost.
+	flags   uint8     // qClosed, qRecycle, qEnded, qNudged
+	waiting uint8     // how the consumer waits, if it does (waitCond, waitChan)
 	segs    []Segment // queued, oldest first
-	// cond (L is mu) is where a consumer waits with no deadline and no
-	// context: the shallowest wait (the goroutine parked there fits in the
-	// smallest stack). Made by the first such wait.
-	cond *sync.Cond
-	// x is what most queues never need until their end: the end of stream,
-	// and the state of waits with a deadline or a context. Made by Finish,
-	// SetDeadline or the first such wait.
-	x *rare
+	// w is what only a consumer that waits, or a queue's end, needs: made
+	// by PrepareWait, the first wait, SetDeadline or Finish.
+	w *waits
 }
+
+// runState is a Queue's count of runs pushed and not yet given back (low
+// 31 bits) and whether Push told the producer to pause (the top bit), in
+// one word: updated without the queue's lock.
+type runState struct{ v atomic.Uint32 }
+
+const pausedBit = 1 << 31
+
+func (r *runState) runs() int32 { return int32(r.v.Load() &^ pausedBit) }
+
+// add adds d to the run count and returns the new count.
+func (r *runState) add(d int32) int32 { return int32(r.v.Add(uint32(d)) &^ pausedBit) }
+
+func (r *runState) pause()       { r.v.Or(pausedBit) }
+func (r *runState) paused() bool { return r.v.Load()&pausedBit != 0 }
+
+// lift clears the pause and reports whether it was set (and so whether
+// this caller is the one to tell the producer).
+func (r *runState) lift() bool { return r.v.And(^uint32(pausedBit))&pausedBit != 0 }
+
+// Queue.flags.
+const (
+	qClosed  uint8 = 1 << iota // Close was called
+	qRecycle                   // Recycle: segs goes back to sh.spare when drained
+	qEnded                     // Finish was called: w.x.end says how
+	qNudged                    // Nudge was called; the next blocking Take says so
+)
 
 // How a consumer waits (Queue.waiting).
 const (
-	waitCond uint8 = 1 + iota // in cond.Wait
-	waitChan                  // in a select on x.notify
+	waitCond uint8 = 1 + iota // in w.cond.Wait
+	waitChan                  // in a select on w.x.notify
 )
+
+// waits is the part of a Queue that waits need. A blocking consumer makes
+// it before its first wait (PrepareWait), and a queue consumed on its
+// producer's goroutine (handler mode) never does until its end.
+type waits struct {
+	// cond (L is the queue's mu) is where a consumer waits with no
+	// deadline and no context: the shallowest wait (the goroutine parked
+	// there fits in the smallest stack).
+	cond sync.Cond
+	// x is what even most waiting queues never need until their end: the
+	// end of stream, and the state of waits with a deadline or a context.
+	// Made by Finish, SetDeadline or the first such wait.
+	x *rare
+}
 
 // rare is the part of a Queue that Finish, deadlines and contexts need.
 type rare struct {
@@ -202,7 +235,11 @@ func (q *Queue) Init(sh *Shared, r Resumer) {
 // there, so that an idle queue holds no array and a busy one allocates
 // none. Every queue of a Shared that recycles must be produced and
 // consumed on one and the same goroutine. Call it once, before any Push.
-func (q *Queue) Recycle() { q.recycle = true }
+func (q *Queue) Recycle() {
+	q.mu.Lock()
+	q.flags |= qRecycle
+	q.mu.Unlock()
+}
 
 // TrimSpare drops all but keep of the spare segment arrays (Recycle), for
 // the garbage collector: after a burst they number as many as the queues
@@ -227,7 +264,7 @@ func (sh *Shared) TrimSpare(keep int) {
 //go:noinline
 func (q *Queue) drainedLocked() {
 	clear(q.segs)
-	if !q.recycle {
+	if q.flags&qRecycle == 0 {
 		q.segs = q.segs[:0]
 		return
 	}
@@ -252,7 +289,7 @@ func (q *Queue) Pending() int { return int(q.pending.Load()) }
 // consumer runs on its own goroutine (handler mode) lets it consume first.
 func (q *Queue) WouldPause(n int) bool {
 	sh := q.sh
-	return q.pending.Load()+int64(n) >= sh.limit || (sh.maxRuns > 0 && q.runs.Load()+1 >= sh.maxRuns)
+	return q.pending.Load()+int64(n) >= sh.limit || (sh.maxRuns > 0 && q.rs.runs()+1 >= sh.maxRuns)
 }
 
 // Push appends s, whose block reference the queue now owns. It returns true
@@ -268,7 +305,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		panic(fmt.Sprintf("zcio/segq: push %v: bytes [%d, %d) outside a %d-byte block", s.Ref, s.Off, s.Off+s.Len, sh.a.BlockSize()))
 	}
 	q.mu.Lock()
-	if q.closed || q.ended {
+	if q.flags&(qClosed|qEnded) != 0 {
 		q.mu.Unlock()
 		q.Release(s.Ref)
 		return true
@@ -279,7 +316,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		return false
 	}
 	wasEmpty := len(q.segs) == 0
-	if q.recycle && cap(q.segs) == 0 {
+	if q.flags&qRecycle != 0 && cap(q.segs) == 0 {
 		if sp := q.sh.spare; len(sp) > 0 {
 			q.segs = sp[len(sp)-1]
 			sp[len(sp)-1] = nil
@@ -291,15 +328,15 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	q.last = k
 	q.segs = append(q.segs, s)
 	p := q.pending.Add(int64(s.Len))
-	runs := q.runs.Load()
+	runs := q.rs.runs()
 	if run {
-		runs = q.runs.Add(1)
+		runs = q.rs.add(1)
 	}
 	full := p >= sh.limit || (sh.maxRuns > 0 && runs >= sh.maxRuns)
 	if full {
 		// Under the lock, so that a consumer finding the queue empty
 		// afterwards sees the pause and lifts it (see Take).
-		q.paused.Store(true)
+		q.rs.pause()
 	}
 	if wasEmpty {
 		q.wakeLocked()
@@ -311,7 +348,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	// Done does not take the lock: the consumer may have drained between
 	// Add and Store without seeing paused. Look again so that the producer
 	// is never paused for nothing.
-	if q.drained() && q.paused.CompareAndSwap(true, false) {
+	if q.drained() && q.rs.lift() {
 		return false
 	}
 	return true
@@ -321,7 +358,7 @@ func (q *Queue) Push(s Segment) (pause bool) {
 // fell to half the limit and the runs to half their bound.
 func (q *Queue) drained() bool {
 	sh := q.sh
-	return q.pending.Load() <= sh.low && (sh.maxRuns == 0 || q.runs.Load() <= sh.maxRuns/2)
+	return q.pending.Load() <= sh.low && (sh.maxRuns == 0 || q.rs.runs() <= sh.maxRuns/2)
 }
 
 // Finish ends the stream after the segments already queued: err nil means
@@ -331,8 +368,8 @@ func (q *Queue) Finish(err error) {
 		err = io.EOF
 	}
 	q.mu.Lock()
-	if !q.ended {
-		q.ended = true
+	if q.flags&qEnded == 0 {
+		q.flags |= qEnded
 		q.rareLocked().end = err
 	}
 	q.wakeLocked()
@@ -344,7 +381,7 @@ func (q *Queue) Finish(err error) {
 // waiting sees the new deadline at once.
 func (q *Queue) SetDeadline(t time.Time) {
 	q.mu.Lock()
-	if q.x != nil || !t.IsZero() {
+	if q.w != nil && q.w.x != nil || !t.IsZero() {
 		q.rareLocked().deadline = t
 	}
 	q.wakeLocked()
@@ -385,9 +422,7 @@ func (q *Queue) TakeOrPark(ctx context.Context, dst []Segment, nonBlocking bool)
 // goroutine's starting stack). For a consumer that will block.
 func (q *Queue) PrepareWait() {
 	q.mu.Lock()
-	if q.cond == nil {
-		q.cond = sync.NewCond(&q.mu)
-	}
+	q.waitsLocked()
 	q.mu.Unlock()
 }
 
@@ -396,7 +431,7 @@ func (q *Queue) PrepareWait() {
 func (q *Queue) Park() {
 	q.mu.Lock()
 	for q.waiting == waitCond {
-		q.cond.Wait()
+		q.w.cond.Wait()
 	}
 	q.mu.Unlock()
 }
@@ -411,23 +446,23 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 			q.mu.Unlock()
 			return dst, nil
 		}
-		closed := q.closed
+		closed := q.flags&qClosed != 0
 		var end error
-		if q.ended {
-			end = q.x.end
+		if q.flags&qEnded != 0 {
+			end = q.w.x.end
 		}
 		// The deadline itself is read by wait: few locals here keep the
 		// stack of a goroutine reading in a loop in the smallest size.
-		timed := ctx != nil || (q.x != nil && !q.x.deadline.IsZero())
-		nudged := q.nudged && !nonBlocking
+		timed := ctx != nil || (q.w != nil && q.w.x != nil && !q.w.x.deadline.IsZero())
+		nudged := q.flags&qNudged != 0 && !nonBlocking
 		if nudged {
-			q.nudged = false
+			q.flags &^= qNudged
 		}
 		// The consumer needs more than it holds: a paused producer must go
 		// on, or a request that fits the limit but straddles a partly
 		// consumed segment would wait forever. Read under the lock that
 		// Push sets paused under, so no pause slips in unseen.
-		lift := end == nil && !closed && q.paused.CompareAndSwap(true, false)
+		lift := end == nil && !closed && q.rs.lift()
 		// The consumer says how it will wait under the lock the producers
 		// wake under, so no wake-up is missed between this look and the
 		// wait. Nothing waits when the look ends the call.
@@ -438,9 +473,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		case !waits:
 		case plain:
 			q.waiting = waitCond
-			if q.cond == nil {
-				q.cond = sync.NewCond(&q.mu)
-			}
+			q.waitsLocked()
 		default:
 			q.waiting = waitChan
 			x := q.rareLocked()
@@ -496,7 +529,8 @@ func (q *Queue) Poll(dst []Segment) []Segment {
 // wait blocks until a wake-up, ctx is done or the deadline passes.
 func (q *Queue) wait(ctx context.Context, notify <-chan struct{}) error {
 	q.mu.Lock()
-	deadline := q.x.deadline // x was made by take under mu before this wait
+	x := q.w.x // made by take under mu before this wait
+	deadline := x.deadline
 	q.mu.Unlock()
 	var done <-chan struct{}
 	if ctx != nil {
@@ -511,7 +545,6 @@ func (q *Queue) wait(ctx context.Context, notify <-chan struct{}) error {
 		if d <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		x := q.x
 		if x.timer == nil {
 			x.timer = time.NewTimer(d)
 		} else {
@@ -535,22 +568,32 @@ func (q *Queue) wakeLocked() {
 	switch q.waiting {
 	case waitCond:
 		q.waiting = 0
-		q.cond.Signal()
+		q.w.cond.Signal()
 	case waitChan:
 		q.waiting = 0
 		select {
-		case q.x.notify <- struct{}{}:
+		case q.w.x.notify <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// rareLocked returns q.x, making it on first use; mu is held.
-func (q *Queue) rareLocked() *rare {
-	if q.x == nil {
-		q.x = new(rare)
+// waitsLocked returns q.w, making it on first use; mu is held.
+func (q *Queue) waitsLocked() *waits {
+	if q.w == nil {
+		q.w = new(waits)
+		q.w.cond.L = &q.mu
 	}
-	return q.x
+	return q.w
+}
+
+// rareLocked returns q.w.x, making both on first use; mu is held.
+func (q *Queue) rareLocked() *rare {
+	w := q.waitsLocked()
+	if w.x == nil {
+		w.x = new(rare)
+	}
+	return w.x
 }
 
 // Done gives back a segment the consumer has finished with: its bytes leave
@@ -561,13 +604,13 @@ func (q *Queue) Done(s Segment) {
 	// Segments come back in the order they were pushed, so a segment
 	// started a run when its block differs from the one given back before.
 	if k := packRef(s.Ref); q.lastDone.Swap(k) != k {
-		q.runs.Add(-1)
+		q.rs.add(-1)
 	}
 	q.Release(s.Ref)
 	// Look at pending again: since Add, the producer may have filled up and
 	// paused anew, and that pause is not this give-back's to lift.
-	if p <= q.sh.low && q.paused.Load() && q.drained() &&
-		q.paused.CompareAndSwap(true, false) && q.resume != nil {
+	if p <= q.sh.low && q.rs.paused() && q.drained() &&
+		q.rs.lift() && q.resume != nil {
 		q.resume.Resume()
 	}
 }
@@ -586,11 +629,11 @@ func (q *Queue) Release(r arena.Ref) {
 // own to give back with Done. Close is idempotent.
 func (q *Queue) Close() {
 	q.mu.Lock()
-	if q.closed {
+	if q.flags&qClosed != 0 {
 		q.mu.Unlock()
 		return
 	}
-	q.closed = true
+	q.flags |= qClosed
 	segs := q.segs
 	q.segs = nil
 	q.wakeLocked()
@@ -609,7 +652,7 @@ func (q *Queue) Releaser() func(arena.Ref) { return q.sh.release }
 func (q *Queue) Closed() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed
+	return q.flags&qClosed != 0
 }
 
 // packRef packs a reference into one word, never 0: the zero word means "no

@@ -17,7 +17,7 @@ var ErrNudged = errors.New("zcio/segq: engine out of blocks")
 // not waiting sees it at its next blocking Take. Safe for concurrent use.
 func (q *Queue) Nudge() {
 	q.mu.Lock()
-	q.nudged = true
+	q.flags |= qNudged
 	q.wakeLocked()
 	q.mu.Unlock()
 }
@@ -32,13 +32,13 @@ func (q *Queue) Adopt(s Segment) {
 	q.pending.Add(int64(s.Len))
 	last, k := q.lastDone.Load(), packRef(s.Ref)
 	if k != last {
-		q.runs.Add(1)
+		q.rs.add(1)
 	}
 	q.mu.Lock()
 	switch {
 	case len(q.segs) > 0:
 		if packRef(q.segs[0].Ref) == last && last != k {
-			q.runs.Add(1) // the queued rest of that block
+			q.rs.add(1) // the queued rest of that block
 		}
 	case q.last == last:
 		q.last = 0 // the producer's next segment there starts a run

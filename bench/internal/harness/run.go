@@ -485,6 +485,7 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	run.Metrics["settled B/conn"] = per(settled)
 	run.Metrics["base RSS MiB"] = float64(base.RSS) / (1 << 20)
 	run.Metrics["heap B/conn"] = (float64(after.HeapLive) - float64(base.HeapLive)) / float64(n)
+	run.Metrics["idle heap B/conn"] = (float64(idle.HeapLive) - float64(base.HeapLive)) / float64(n)
 	run.Metrics["stack B/conn"] = (float64(after.Stacks) - float64(base.Stacks)) / float64(n)
 	run.Metrics["idle stack B/conn"] = (float64(idle.Stacks) - float64(base.Stacks)) / float64(n)
 	run.Metrics["goroutines"] = float64(after.Goroutines)
