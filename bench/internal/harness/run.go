@@ -486,6 +486,10 @@ func (r *runner) runIdle(c Contender, cs Case, run *Run) (err error) {
 	run.Metrics["base RSS MiB"] = float64(base.RSS) / (1 << 20)
 	run.Metrics["heap B/conn"] = (float64(after.HeapLive) - float64(base.HeapLive)) / float64(n)
 	run.Metrics["idle heap B/conn"] = (float64(idle.HeapLive) - float64(base.HeapLive)) / float64(n)
+	// What the server allocated between the idle and the after snapshots
+	// (its polling by waitFor included), live or garbage: with no GC in
+	// between, garbage is resident memory too.
+	run.Metrics["alloc B/conn"] = (float64(after.AllocBytes) - float64(idle.AllocBytes)) / float64(n)
 	run.Metrics["stack B/conn"] = (float64(after.Stacks) - float64(base.Stacks)) / float64(n)
 	run.Metrics["idle stack B/conn"] = (float64(idle.Stacks) - float64(base.Stacks)) / float64(n)
 	run.Metrics["goroutines"] = float64(after.Goroutines)
