@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -76,7 +77,7 @@ func Execute(o Options, stdout, progress io.Writer) error {
 	k := 0
 	for _, cs := range cases {
 		for rep := 1; rep <= o.Reps; rep++ {
-			for _, c := range live {
+			for _, c := range repOrder(live, rep) {
 				k++
 				run := r.runOnce(c, cs, rep)
 				runs = append(runs, run)
@@ -137,4 +138,18 @@ func writeSVG(path, title string, panels []chart.Panel) error {
 		return err
 	}
 	return f.Close()
+}
+
+// repOrder is the order of the contenders in repetition rep: as given in
+// the first, then a fixed shuffle of its own in each other one. On a VM, a
+// run can be slowed by the one before it (a server that freed a lot of
+// memory leaves the next one to fault it back in from the host), so no
+// contender should always follow the same one.
+func repOrder(live []Contender, rep int) []Contender {
+	out := slices.Clone(live)
+	if rep > 1 {
+		rnd := rand.New(rand.NewPCG(uint64(rep), 0x7a63696f))
+		rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}
+	return out
 }
