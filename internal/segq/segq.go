@@ -105,17 +105,20 @@ type Queue struct {
 	w *waits
 }
 
-// runState is a Queue's count of runs pushed and not yet given back (low
-// 31 bits) and whether Push told the producer to pause (the top bit), in
-// one word: updated without the queue's lock.
+// runState is a Queue's count of runs pushed and not yet given back (the
+// high 31 bits, signed) and whether Push told the producer to pause (the
+// low bit), in one word: updated without the queue's lock. The count moves
+// in steps of 2, so no carry or borrow of it ever reaches the pause bit,
+// even when it goes below zero (Close gives the queued segments back before
+// the consumer gives back those it holds).
 type runState struct{ v atomic.Uint32 }
 
-const pausedBit = 1 << 31
+const pausedBit = 1
 
-func (r *runState) runs() int32 { return int32(r.v.Load() &^ pausedBit) }
+func (r *runState) runs() int32 { return int32(r.v.Load()) >> 1 }
 
 // add adds d to the run count and returns the new count.
-func (r *runState) add(d int32) int32 { return int32(r.v.Add(uint32(d)) &^ pausedBit) }
+func (r *runState) add(d int32) int32 { return int32(r.v.Add(uint32(d)<<1)) >> 1 }
 
 func (r *runState) pause()       { r.v.Or(pausedBit) }
 func (r *runState) paused() bool { return r.v.Load()&pausedBit != 0 }
