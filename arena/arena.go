@@ -103,10 +103,13 @@ type Arena struct {
 	st    *counters       // reg.st, one hop shorter
 	reg   *region         // shared with the cleanup, which must not reach the Arena
 
-	// touched[id] is 1 once block id was taken since its pages were last
-	// given back by Trim (or since the mapping). Written by Take, whose
-	// caller then owns the block, and by Trim, which has popped it.
-	touched []uint8
+	// mark[id] is markDirty once block id was taken since its pages were
+	// last given back (or since the mapping), markClean if not, and
+	// markTrimming while Trim gives its pages back. Take sets its count
+	// before it looks at the mark, Trim marks before it looks at the
+	// count: one of them sees the other, so Trim never gives back a taken
+	// block's pages and no block leaves the free list for a Trim.
+	mark    []atomic.Uint32
 	trimMu  sync.Mutex
 	trimBuf []uint16 // Trim's scratch, made on first use
 	trimmed atomic.Uint64
@@ -134,7 +137,7 @@ func New(cfg Config) (*Arena, error) {
 		debug:     m.debug,
 		huge:      m.huge,
 		state:     make([]atomic.Uint64, cfg.Blocks),
-		touched:   make([]uint8, cfg.Blocks),
+		mark:      make([]atomic.Uint32, cfg.Blocks),
 		st:        m.st,
 		reg:       m,
 	}
@@ -171,58 +174,76 @@ func (a *Arena) Bytes(id uint16) []byte {
 
 // Take removes a free block from the arena and returns a reference to it with
 // a count of one. When every block is in use it returns ok == false at once:
-// it never blocks and never allocates. The block still holds whatever bytes
-// its previous owner left in it.
+// it never waits for a block to be released and never allocates (it may
+// wait for a concurrent Trim to finish the one madvise of the block it
+// got). The block still holds whatever bytes its previous owner left in it.
 func (a *Arena) Take() (r Ref, ok bool) {
 	id, ok := a.free.pop()
 	if !ok {
 		a.st.failed.Add(1)
 		return Ref{}, false
 	}
+	s := &a.state[id]
+	gen := uint32(s.Load() >> 32)
+	s.Store(uint64(gen)<<32 | 1) // first: a Trim that marks the block from now on sees it taken
+	m := &a.mark[id]
+	for {
+		switch m.Load() {
+		case markDirty:
+		case markTrimming:
+			runtime.Gosched() // Trim saw the block free and is in its madvise
+			continue
+		default:
+			m.CompareAndSwap(markClean, markDirty) // only Trim moves it too, from markDirty
+			continue
+		}
+		break
+	}
 	if a.debug {
 		a.protect(id, true)
 	}
-	s := &a.state[id]
-	gen := uint32(s.Load() >> 32)
-	s.Store(uint64(gen)<<32 | 1)
-	a.touched[id] = 1
 	a.st.took()
 	return Ref{id: id, gen: gen}, true
 }
 
+// Block marks (Arena.mark).
+const (
+	markClean    = iota // not taken since its pages were given back (or mapped)
+	markDirty           // taken since its pages were last given back
+	markTrimming        // Trim is giving its pages back
+)
+
 // Trim gives back to the kernel the pages of free blocks that were used
 // since the last Trim, except the keep blocks that Take would hand out
 // next (the ones given back most recently, which a busy user keeps
-// reusing). The blocks stay free; their next use faults in zeroed pages.
-// It returns how many blocks it trimmed.
-//
-// While it runs (one madvise per block trimmed) the free blocks are off
-// the free list: a concurrent Take finds the arena dry, as if every block
-// were in use. Call it when the arena's users are idle.
+// reusing). The blocks stay free and on the free list: a concurrent Take
+// still gets one (waiting, if Trim is giving back that very block, for
+// its madvise). Their next use faults in zeroed pages. It returns how many
+// blocks it gave pages back of.
 func (a *Arena) Trim(keep int) int {
 	a.trimMu.Lock()
 	defer a.trimMu.Unlock()
 	if a.trimBuf == nil {
 		a.trimBuf = make([]uint16, 0, a.n)
 	}
-	ids := a.trimBuf[:0]
-	for {
-		id, ok := a.free.popQuiet()
-		if !ok {
-			break
-		}
-		ids = append(ids, id)
-	}
+	ids := a.free.walk(a.trimBuf[:0])
 	n := 0
 	for _, id := range ids[min(max(keep, 0), len(ids)):] {
-		if a.touched[id] != 0 && a.discard(id) {
-			a.touched[id] = 0
-			n++
+		m := &a.mark[id]
+		if !m.CompareAndSwap(markDirty, markTrimming) {
+			continue // nothing to give back
 		}
-	}
-	// Back in reverse, so that the block popped first is on top again.
-	for i := len(ids) - 1; i >= 0; i-- {
-		a.free.pushQuiet(ids[i])
+		switch {
+		case uint32(a.state[id].Load()) != 0:
+			m.Store(markDirty) // taken since the walk: its Take waits for this store
+		case !a.resident(a.Bytes(id)):
+			m.Store(markClean) // given back already (a whole-block Discard), or never written
+		case a.discard(id):
+			m.Store(markClean)
+			n++
+		default:
+			m.Store(markDirty)
+		}
 	}
 	a.trimmed.Add(uint64(n))
 	return n
@@ -243,10 +264,14 @@ func (a *Arena) Discard(r Ref, from int) int {
 	page := pageSize()
 	from = (max(from, 0) + page - 1) / page * page
 	b := a.Bytes(r.id)
-	if from >= len(b) || !a.discardBytes(b[from:]) {
+	if from >= len(b) {
 		return 0
 	}
-	if from == 0 {
+	counted := from == 0 && a.resident(b) // a block already given back counts once
+	if !a.discardBytes(b[from:]) {
+		return 0
+	}
+	if counted {
 		a.trimmed.Add(1)
 	}
 	return len(b) - from

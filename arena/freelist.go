@@ -65,25 +65,19 @@ func (f *freeList) pop() (uint16, bool) {
 	return 0, false
 }
 
-// popQuiet is pop without counting a take: for Trim, which puts every
-// block it pops back.
-func (f *freeList) popQuiet() (uint16, bool) {
-	start := f.last.Load()
+// walk appends to dst the free ids in the order pop would hand them out,
+// without taking any: for Trim, so that a concurrent Take still finds every
+// free block. Under concurrent use the result is a hint (an id may have been
+// taken since, or appear twice); it stops after len(f.next) ids.
+func (f *freeList) walk(dst []uint16) []uint16 {
+	start, limit := f.last.Load(), len(dst)+len(f.next)
 	for i := uint32(0); i <= f.mask; i++ {
-		if id, ok := f.shards[(start+i)&f.mask].pop(f.next); ok {
-			return id, true
+		top := uint32(f.shards[(start+i)&f.mask].head.Load())
+		for ; top != 0 && len(dst) < limit; top = f.next[top-1].Load() {
+			dst = append(dst, uint16(top-1))
 		}
 	}
-	return 0, false
-}
-
-// pushQuiet is push without counting a give.
-func (f *freeList) pushQuiet(id uint16) {
-	i := uint32(id) & f.mask
-	f.shards[i].push(id, f.next)
-	if f.last.Load() != i {
-		f.last.Store(i)
-	}
+	return dst
 }
 
 // push gives id back to its home shard.

@@ -73,4 +73,12 @@ func (a *Arena) discardBytes(b []byte) bool {
 	return unix.Madvise(b, unix.MADV_DONTNEED) == nil
 }
 
+// resident reports whether any page of b, part of the arena's region, is
+// in memory; true when the kernel cannot tell (Trim and Discard then count
+// the block as before).
+func (a *Arena) resident(b []byte) bool {
+	in, err := unix.Resident(b)
+	return in || err != nil
+}
+
 func pageSize() int { return unix.Getpagesize() }

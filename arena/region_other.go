@@ -20,4 +20,6 @@ func (a *Arena) discard(id uint16) bool { return false }
 
 func (a *Arena) discardBytes([]byte) bool { return false }
 
+func (a *Arena) resident([]byte) bool { return true }
+
 func pageSize() int { return 4096 }

@@ -82,6 +82,27 @@ func ResidentPages(b []byte) (int, error) {
 	return n, nil
 }
 
+// Resident reports whether any page that b covers is resident
+// (mincore(2)); b must start on a page boundary. It does not allocate.
+func Resident(b []byte) (bool, error) {
+	page := linux.Getpagesize()
+	var vec [256]byte
+	for len(b) > 0 {
+		n := min(len(b), len(vec)*page)
+		_, _, errno := linux.Syscall(linux.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(n), uintptr(unsafe.Pointer(&vec[0])))
+		if errno != 0 {
+			return false, errno
+		}
+		for _, v := range vec[:(n+page-1)/page] {
+			if v&1 != 0 {
+				return true, nil
+			}
+		}
+		b = b[n:]
+	}
+	return false, nil
+}
+
 // Getpagesize returns the system page size.
 func Getpagesize() int { return linux.Getpagesize() }
 

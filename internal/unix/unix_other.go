@@ -64,6 +64,9 @@ func Mprotect(b []byte, prot int) error { return notSupported("mprotect") }
 // ResidentPages is not supported on this OS.
 func ResidentPages(b []byte) (int, error) { return 0, notSupported("mincore") }
 
+// Resident is not supported on this OS.
+func Resident(b []byte) (bool, error) { return false, notSupported("mincore") }
+
 // Madvise is not supported on this OS.
 func Madvise(b []byte, advice int) error { return notSupported("madvise") }
 
