@@ -34,6 +34,7 @@ type BufRing struct {
 
 	held []arena.Ref // held[id]: the ring's reference to a block in the kernel's hands
 	in   []bool      // in[id]: the block is published and not fully handed back
+	nin  int         // how many in[id] are set (Held)
 	fill []uint32    // incremental mode: bytes of the block the kernel has used
 	// bare[id] is fill[id]+1 when DiscardUnfilled last gave back the pages
 	// past fill[id] and the kernel has written nothing since (0: not so).
@@ -134,6 +135,7 @@ func (b *BufRing) add(ref arena.Ref) {
 	e.len = uint32(len(blk))
 	e.bid = id
 	b.held[id], b.in[id], b.fill[id], b.bare[id] = ref, true, 0, 0
+	b.nin++
 	b.tail++
 }
 
@@ -170,6 +172,7 @@ func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
 		return ref, off
 	}
 	b.held[id], b.in[id], b.fill[id] = arena.Ref{}, false, 0
+	b.nin--
 	return ref, off
 }
 
@@ -204,15 +207,8 @@ func (b *BufRing) DiscardUnfilled() int {
 }
 
 // Held returns how many blocks the ring holds (published or partly filled).
-func (b *BufRing) Held() int {
-	n := 0
-	for _, in := range b.in {
-		if in {
-			n++
-		}
-	}
-	return n
-}
+// The engine reads it at every loop iteration: it is a count, not a scan.
+func (b *BufRing) Held() int { return b.nin }
 
 // Close unregisters the ring, releases every block it holds and unmaps its
 // entries, once. Call it after the requests that use the group have ended.
@@ -231,6 +227,7 @@ func (b *BufRing) Close() error {
 	for id, in := range b.in {
 		if in {
 			b.in[id] = false
+			b.nin--
 			b.a.Release(b.held[id])
 		}
 	}
