@@ -325,6 +325,14 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 			// reported one is worth the look (a syscall per event while the
 			// arena is dry, under load, otherwise).
 			if !hangup {
+				if i > 0 {
+					// This event's reads may have emptied the socket: a
+					// starved connection is out of epoll and would not
+					// hear its peer's end. Stay watched: level-triggered
+					// epoll reports it again at once if bytes wait (and
+					// it starves then), or reports the end when it comes.
+					return
+				}
 				e.starve(c)
 				return
 			}

@@ -65,6 +65,7 @@ func Run(t *testing.T, s Suite) {
 		{"PoisonedBlocksShowNoStaleBytes", testPoisonedBlocksShowNoStaleBytes},
 		{"DryArenaBackPressureLosesNothing", testDryArenaBackPressureLosesNothing},
 		{"DryArenaStillSeesEndOfStream", testDryArenaStillSeesEndOfStream},
+		{"DryArenaAfterFullReadSeesEndOfStream", testDryArenaAfterFullReadSeesEndOfStream},
 		{"PauseAndResume", testPauseAndResume},
 		{"ResetIsAnError", testResetIsAnError},
 		{"CloseEndsEveryConnection", testCloseEndsEveryConnection},
@@ -434,6 +435,75 @@ func testDryArenaStillSeesEndOfStream(t *testing.T, s Suite) {
 	hog.releaseHeld()
 	f.e.BlocksFreed()
 	require.NoError(t, hogPeer.Close())
+}
+
+// testDryArenaAfterFullReadSeesEndOfStream: a connection whose last reads
+// filled the arena exactly (its socket is empty, the sink holds every
+// block) still hears its peer's end, orderly or a reset, at once: an end
+// needs no block.
+func testDryArenaAfterFullReadSeesEndOfStream(t *testing.T, s Suite) {
+	const blocks, blockSize = 2, 4096
+	for _, reset := range []bool{false, true} {
+		f := newFixture(t, s, blocks, blockSize)
+		var fd int
+		var peer io.WriteCloser
+		if reset {
+			var client *net.TCPConn
+			fd, client = tcpPair(t)
+			require.NoError(t, client.SetLinger(0)) // close sends RST
+			peer = client
+		} else {
+			fd, peer = socketpair(t)
+		}
+		rec := newRecorder(f.a)
+		rec.hold = true
+		attach(t, f, fd, rec)
+		want := pattern(blocks*blockSize, 13)
+		_, err := peer.Write(want) // one write, read in one event
+		require.NoError(t, err)
+		rec.waitLen(t, len(want), 5*time.Second)
+		time.Sleep(30 * time.Millisecond)
+		require.Equal(t, blocks, f.a.InUse(), "the sink holds the whole arena")
+
+		require.NoError(t, peer.Close())
+		select {
+		case <-rec.ended:
+			rec.mu.Lock()
+			if reset {
+				assert.ErrorIs(t, rec.endErr, syscall.ECONNRESET)
+			} else {
+				assert.ErrorIs(t, rec.endErr, io.EOF)
+			}
+			rec.mu.Unlock()
+		case <-time.After(3 * time.Second):
+			assert.Fail(t, "the end of stream waited for the arena", "reset: %v", reset)
+		}
+		assert.Equal(t, want, rec.bytes())
+		rec.releaseHeld()
+		f.e.BlocksFreed()
+	}
+}
+
+// tcpPair returns the non-blocking fd of a loopback TCP connection's server
+// side, for the engine, and its client side; the fd is the caller's.
+func tcpPair(t *testing.T) (fd int, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	file, err := server.(*net.TCPConn).File()
+	require.NoError(t, err)
+	server.Close()
+	fd, err = syscall.Dup(int(file.Fd()))
+	require.NoError(t, err)
+	file.Close()
+	require.NoError(t, syscall.SetNonblock(fd, true))
+	return fd, c.(*net.TCPConn)
 }
 
 // testWorkingSetStaysSmall: messages consumed one at a time must cycle
