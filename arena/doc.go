@@ -2,8 +2,9 @@
 // fixed blocks that the kernel writes received bytes into.
 //
 // An [Arena] hands out blocks by 16-bit id (the io_uring buffer-id space) and
-// takes them back through a lock-free free list that never blocks and never
-// allocates. Each block carries a reference count and a generation number: a
+// takes them back through a lock-free free list that never allocates and
+// never waits for a block to be released (Take may wait for a concurrent
+// Trim to finish the one madvise of the block it got). Each block carries a reference count and a generation number: a
 // [Ref] names one lifetime of one block, so a holder can share a block
 // ([Arena.Retain]) and the block goes back to the free list only when the last
 // reference is released. Releasing twice, or through a [Ref] from an earlier

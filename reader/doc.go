@@ -14,7 +14,9 @@
 // Memory ownership: a view ([]byte or [][]byte handed to a callback) points
 // into the arena and is valid only until that callback returns; the [][]byte
 // itself is the Reader's scratch space and is reused by the next call. Blocks
-// go back to the arena as soon as every byte in them is consumed. A [Slice]
+// go back to the arena as soon as every byte in them is consumed (after a
+// ReadByte that empties a segment, at the next call or the callback's end:
+// UnreadByte may still need it). A [Slice]
 // from [Reader.Retain] holds its own references and keeps its views valid
 // until [Slice.Release], on any goroutine. [Reader.Close] gives back every
 // block the Reader holds.
@@ -29,7 +31,9 @@
 // the deadline (os.ErrDeadlineExceeded) or with the context's error.
 //
 // Allocation: the read paths allocate nothing once the Reader's scratch
-// space has grown to the largest request; Retain allocates the Slice.
+// space has grown to the largest request. Retain allocates (the Slice and
+// its views), and so does a call with a context of its own on a Reader made
+// WithContext (a derived context).
 //
 // A Reader is not safe for concurrent use; its callbacks must not call the
 // Reader's methods.

@@ -173,8 +173,8 @@ const DefaultIdleTrim = 100 * time.Millisecond
 func WithBlockSize(n int) Option { return func(o *options) { o.blockSize = n } }
 
 // WithQueueLimit caps the bytes queued for one connection and not yet
-// consumed (default DefaultQueueLimit, at most a quarter of an engine's
-// arena). At the cap the engine stops receiving for that connection until its
+// consumed. The default is DefaultQueueLimit, or a quarter of an engine's
+// arena if that is smaller; a value given here is used as given. At the cap the engine stops receiving for that connection until its
 // reader catches up; TCP flow control then slows the sender. It is also the
 // largest request (Peek, Retain, ...) the connection's Reader accepts.
 func WithQueueLimit(n int) Option { return func(o *options) { o.queueLimit = n } }

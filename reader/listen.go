@@ -186,7 +186,8 @@ type Handler interface {
 	// OnOpen runs once, before any data is read.
 	OnOpen(c *Conn)
 	// OnData runs when new data has been queued, and once more when the
-	// stream ends with data still buffered.
+	// stream ends, even with nothing left buffered (Buffered is then 0 and
+	// a read returns the end's error).
 	OnData(c *Conn)
 	// OnClose runs once when the connection is done: err is nil after the
 	// peer's orderly close or the server's Close, else why it ended. After

@@ -44,7 +44,7 @@ func (c CQE) Err() error {
 // and the data waits in the socket: re-arm once blocks are back); or Errno is
 // another failure (ECONNRESET, ECANCELED after a cancel, ...).
 type Recv struct {
-	Buf       uint16     // buffer (arena block) id; valid when HasBuf
+	Buf       uint16     // buffer (arena block) id; valid when HasBuf; take its bytes with BufRing.Claim
 	HasBuf    bool       // IORING_CQE_F_BUFFER was set
 	N         int        // bytes received, 0 unless res > 0
 	More      bool       // the multishot stays armed; when false the caller re-arms (unless EOF or a fatal error)

@@ -63,7 +63,8 @@ type Config struct {
 	// retained view, so it must be safe for concurrent use, must not block and
 	// should not allocate.
 	OnRelease func(arena.Ref)
-	// MaxBlocks bounds the runs of segments (see Segment.Run), and so about
+	// MaxBlocks bounds the runs of segments (consecutive segments in one
+	// block), and so about
 	// the blocks, the queue may hold before Push asks the producer to pause:
 	// with blocks shared between connections, a connection that does not
 	// read would otherwise pin a few bytes in every block. Zero means no
