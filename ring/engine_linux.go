@@ -504,13 +504,21 @@ const pollIn = 0x1
 func (e *Engine) arm(c *econn) {
 	s := e.sqe()
 	s.PrepRecvMultishot(int(c.fd), engineGroup, userData(udRecv, c.gen, c.slot))
-	// The multishot ends after armCap bytes (sqe optlen, Linux 6.15) and is
+	// The multishot ends after armCap bytes (sqe optlen, Linux 6.17) and is
 	// armed again: a pause asked by the sink then takes effect within
 	// armCap bytes, instead of after every free block went to one busy
 	// connection in a single burst of completions.
 	s.FileIndex = e.armCap
+	if e.armCap != 0 && capRefused.Load() {
+		s.Off = 1 // addr2: refused (EINVAL) as kernels before 6.17 refuse optlen
+	}
 	c.armed, c.cancel = true, false
 }
+
+// capRefused, when set by a test, makes the kernel refuse every capped
+// arming with EINVAL, as a kernel without the multishot cap (before Linux
+// 6.17) does: the seam that tests that fallback on a kernel that has the cap.
+var capRefused atomic.Bool
 
 func (e *Engine) cancelRecv(c *econn) {
 	if c.armed && !c.cancel {
@@ -665,7 +673,7 @@ func (e *Engine) complete(cqe *CQE) {
 		e.starved = append(e.starved, c)
 		e.hungry.Store(true)
 	case rv.Errno == unix.EINVAL && e.armCap != 0:
-		// A kernel before 6.15 refuses a capped multishot receive: go on
+		// A kernel before 6.17 refuses a capped multishot receive: go on
 		// without the cap (pauses then take effect after the burst).
 		e.armCap = 0
 	case rv.Errno == unix.ECANCELED:
