@@ -152,6 +152,7 @@ type econn struct {
 	state    uint8
 	armed    bool // a receive is in the kernel: its final CQE has not come
 	cancel   bool // a cancel was submitted for the armed receive
+	capped   bool // the receive armed last was capped (armCap)
 	detach   bool // Detach was processed: finish once the receive is gone
 	queued   bool
 	detachRq atomic.Bool
@@ -512,7 +513,7 @@ func (e *Engine) arm(c *econn) {
 	if e.armCap != 0 && capRefused.Load() {
 		s.Off = 1 // addr2: refused (EINVAL) as kernels before 6.17 refuse optlen
 	}
-	c.armed, c.cancel = true, false
+	c.armed, c.cancel, c.capped = true, false, e.armCap != 0
 }
 
 // capRefused, when set by a test, makes the kernel refuse every capped
@@ -672,9 +673,11 @@ func (e *Engine) complete(cqe *CQE) {
 		c.state = cStarved
 		e.starved = append(e.starved, c)
 		e.hungry.Store(true)
-	case rv.Errno == unix.EINVAL && e.armCap != 0:
+	case rv.Errno == unix.EINVAL && c.capped:
 		// A kernel before 6.17 refuses a capped multishot receive: go on
-		// without the cap (pauses then take effect after the burst).
+		// without the cap (pauses then take effect after the burst). Ask
+		// the receive, not the engine: other capped receives armed before
+		// this answer came are refused too, after the cap was turned off.
 		e.armCap = 0
 	case rv.Errno == unix.ECANCELED:
 	case rv.Errno != 0:
