@@ -461,7 +461,12 @@ func (e *Engine) sqe() *SQE {
 		if s := e.r.GetSQE(); s != nil {
 			return s
 		}
-		_, err := e.r.Submit()
+		var err error
+		if submitRefused.CompareAndSwap(true, false) {
+			err = ErrBusy // test seam
+		} else {
+			_, err = e.r.Submit()
+		}
 		if err == nil || errors.Is(err, unix.EINTR) {
 			continue // the kernel consumed the queued SQEs: slots are free
 		}
@@ -494,6 +499,12 @@ func (e *Engine) drainLater() bool {
 	}
 	return did
 }
+
+// submitRefused, when set by a test, makes sqe's next submit fail as when
+// the kernel takes nothing (EBUSY with a CQ overflow backlog on older
+// kernels, EAGAIN when it cannot allocate requests): the seam that tests
+// the completions sqe reaps to make room.
+var submitRefused atomic.Bool
 
 func (e *Engine) armWake() {
 	e.sqe().PrepPollMultishot(e.efd, pollIn, userData(udWake, 0, 0))
