@@ -376,6 +376,11 @@ func (e *Engine) loop(started chan<- error) {
 		if err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ETIME) {
 			panic("zcio/ring: engine: io_uring_enter: " + err.Error()) // EBADF, EFAULT...: a bug here
 		}
+		// Completions sqe reaped while the loop armed outside a batch
+		// (refill, commands) are older than any still in the CQ: first.
+		if e.drainLater() {
+			e.trimDue, e.deepDue = true, false
+		}
 		for {
 			n, err := e.r.Reap(e.cqes)
 			if err != nil {
