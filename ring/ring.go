@@ -421,8 +421,10 @@ func (r *Ring) Overflowed() bool { return !r.closed && atomic.LoadUint32(r.sq.fl
 // Reap copies up to len(out) completions into out, in order, frees their
 // slots for the kernel, and returns how many. When the CQ runs empty while
 // the kernel flags an overflow backlog or pending task work, Reap enters the
-// kernel once (no waiting) to flush them and goes on copying. It allocates
-// nothing; the CQEs in out are the caller's.
+// kernel once (no waiting) to flush them and goes on copying; if the kernel
+// cannot flush just then (EBUSY, EAGAIN) Reap returns what it copied, with
+// no error, and the next enter flushes the rest. It allocates nothing; the
+// CQEs in out are the caller's.
 func (r *Ring) Reap(out []CQE) (int, error) {
 	if r.closed {
 		return 0, ErrClosed
@@ -439,6 +441,11 @@ func (r *Ring) Reap(out []CQE) (int, error) {
 		r.stats.Overflows++
 	}
 	if _, err := r.enter(0, false); err != nil {
+		if errors.Is(err, ErrBusy) {
+			// The kernel could not flush its backlog now (EBUSY, EAGAIN):
+			// what was reaped is good, and the next enter flushes the rest.
+			return n, nil
+		}
 		return n, err
 	}
 	return n + r.reapOnce(out[n:]), nil
