@@ -38,16 +38,7 @@ func TestTrimGivesBackColdFreeBlocks(t *testing.T) {
 			defer func() { assert.NoError(t, a.Close()) }()
 			require.Zero(t, residentBlocks(t, a), "a fresh mapping has no pages")
 
-			refs := make([]arena.Ref, 0, a.Len())
-			for range a.Len() {
-				r, ok := a.Take()
-				require.True(t, ok)
-				b := a.Bytes(r.ID())
-				for i := 0; i < len(b); i += 4096 {
-					b[i] = 0xAA
-				}
-				refs = append(refs, r)
-			}
+			refs := takeAllDirty(t, a, 0xAA)
 			// One block stays in use: Trim must leave it alone.
 			busy := refs[0]
 			for _, r := range refs[1:] {

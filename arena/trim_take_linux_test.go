@@ -15,9 +15,9 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
-// dirtyAll takes every block of a, writes one byte per page and releases
-// them all, so that every free block is resident and Trim has work.
-func dirtyAll(t *testing.T, a *arena.Arena) {
+// takeAllDirty takes every block of a and writes one byte per page of
+// each, so that every block is resident; it returns the references.
+func takeAllDirty(t *testing.T, a *arena.Arena, v byte) []arena.Ref {
 	t.Helper()
 	refs := make([]arena.Ref, 0, a.Len())
 	for range a.Len() {
@@ -25,11 +25,17 @@ func dirtyAll(t *testing.T, a *arena.Arena) {
 		require.True(t, ok)
 		b := a.Bytes(r.ID())
 		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
+			b[i] = v
 		}
 		refs = append(refs, r)
 	}
-	for _, r := range refs {
+	return refs
+}
+
+// dirtyAll makes every block of a resident and free, so that Trim has work.
+func dirtyAll(t *testing.T, a *arena.Arena) {
+	t.Helper()
+	for _, r := range takeAllDirty(t, a, 1) {
 		a.Release(r)
 	}
 }

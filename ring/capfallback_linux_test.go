@@ -63,6 +63,9 @@ func (s *countSink) End(err error) {
 }
 func (s *countSink) Detached() { close(s.detached) }
 
+// testPair is socketpair for engine tests: a non-blocking fd for the
+// engine, and no cleanup, because the test closes the fd itself once the
+// engine reported Detached (and the peer when it wants the end of stream).
 func testPair(t *testing.T) (fd int, peer *os.File) {
 	t.Helper()
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
