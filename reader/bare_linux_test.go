@@ -242,3 +242,62 @@ func TestBareConnCloseRacesWrite(t *testing.T) {
 		_ = peer.Close()
 	}
 }
+
+// addrHandler reports, from OnClose, the addresses its connection gives.
+type addrHandler struct{ closed chan [2]string }
+
+func (h *addrHandler) OnOpen(*Conn) {}
+
+func (h *addrHandler) OnData(c *Conn) {
+	r := c.Reader()
+	_, _ = r.Discard(r.Buffered())
+}
+
+func (h *addrHandler) OnClose(c *Conn, _ error) {
+	h.closed <- [2]string{c.LocalAddr().String(), c.RemoteAddr().String()}
+}
+
+// A peer that resets the connection (RST) before the addresses were first
+// asked for: the Conn still reports the peer's address, as a net.Conn does
+// (a handler logging who went away in OnClose, say), in handler mode and in
+// blocking mode, on both engines.
+func TestBareConnRemoteAddrAfterPeerReset(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			t.Run("handler", func(t *testing.T) {
+				h := &addrHandler{closed: make(chan [2]string, 1)}
+				ln, served := serve(t, kind, h, WithEngines(1), WithMemory(1<<20))
+				peer := dial(t, ln)
+				want := [2]string{ln.Addr().String(), peer.LocalAddr().String()}
+				_, err := peer.Write([]byte("hi"))
+				require.NoError(t, err)
+				require.NoError(t, peer.(*net.TCPConn).SetLinger(0))
+				require.NoError(t, peer.Close()) // RST
+				select {
+				case got := <-h.closed:
+					assert.Equal(t, want, got, "local and remote address in OnClose after a reset")
+				case <-time.After(5 * time.Second):
+					t.Fatal("OnClose not called")
+				}
+				require.NoError(t, ln.Close())
+				assert.ErrorIs(t, <-served, net.ErrClosed)
+			})
+			t.Run("blocking", func(t *testing.T) {
+				ln := listen(t, kind, WithEngines(1), WithMemory(1<<20))
+				defer ln.Close()
+				peer := dial(t, ln)
+				want := peer.LocalAddr().String()
+				require.NoError(t, peer.(*net.TCPConn).SetLinger(0))
+				require.NoError(t, peer.Close()) // RST, before or after the accept
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				defer c.Close()
+				_, err = c.Read(make([]byte, 1))
+				require.ErrorIs(t, err, syscall.ECONNRESET)
+				assert.Equal(t, want, c.RemoteAddr().String())
+				assert.Equal(t, ln.Addr().String(), c.LocalAddr().String())
+			})
+		})
+	}
+}

@@ -5,6 +5,7 @@ package unix
 import (
 	"net"
 	"syscall"
+	"unsafe"
 
 	linux "golang.org/x/sys/unix"
 )
@@ -73,10 +74,52 @@ func LocalAddr(fd int) (net.Addr, error) {
 // *net.UnixAddr.
 func PeerAddr(fd int) (net.Addr, error) {
 	sa, err := linux.Getpeername(fd)
+	if err == linux.ENOTCONN {
+		// A TCP socket its peer reset is closed: getpeername(2) refuses it,
+		// but the kernel still has the peer's address, and SO_PEERNAME
+		// reports it for a closed socket.
+		sa, err = closedPeerName(fd)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return toAddr(sa)
+}
+
+// closedPeerName reads an IP socket's peer address with SO_PEERNAME. The
+// kernel fails it with EINVAL when the buffer is longer than the address:
+// the length is that of the socket's own family.
+func closedPeerName(fd int) (linux.Sockaddr, error) {
+	local, err := linux.Getsockname(fd)
+	if err != nil {
+		return nil, err
+	}
+	var rsa linux.RawSockaddrAny
+	var n uint32
+	switch local.(type) {
+	case *linux.SockaddrInet4:
+		n = linux.SizeofSockaddrInet4
+	case *linux.SockaddrInet6:
+		n = linux.SizeofSockaddrInet6
+	default:
+		return nil, linux.ENOTCONN
+	}
+	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), linux.SOL_SOCKET, linux.SO_PEERNAME,
+		uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return nil, e
+	}
+	switch rsa.Addr.Family {
+	case linux.AF_INET:
+		pp := (*linux.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&pp.Port)) // network byte order
+		return &linux.SockaddrInet4{Port: int(port[0])<<8 | int(port[1]), Addr: pp.Addr}, nil
+	case linux.AF_INET6:
+		pp := (*linux.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&pp.Port))
+		return &linux.SockaddrInet6{Port: int(port[0])<<8 | int(port[1]), ZoneId: pp.Scope_id, Addr: pp.Addr}, nil
+	}
+	return nil, linux.ENOTCONN
 }
 
 func toAddr(sa linux.Sockaddr) (net.Addr, error) {
