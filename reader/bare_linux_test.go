@@ -301,3 +301,51 @@ func TestBareConnRemoteAddrAfterPeerReset(t *testing.T) {
 		})
 	}
 }
+
+// The addresses of a bare socket are the ones net gives the same
+// connection: an IPv4 address is 4 bytes long (net.TCPAddr.AddrPort is then
+// an IPv4 address, not ::ffff:a.b.c.d, and IPv4 prefixes contain it); an
+// IPv6 one 16; an IPv4 peer of a dual-stack socket is v4-mapped, as in net.
+func TestBareConnAddrsAsNet(t *testing.T) {
+	leakCheck(t)
+	for _, tc := range []struct{ network, addr, dialNet string }{
+		{"tcp4", "127.0.0.1:0", "tcp4"},
+		{"tcp", "127.0.0.1:0", "tcp"},
+		{"tcp6", "[::1]:0", "tcp6"},
+		{"tcp", "[::]:0", "tcp4"},
+	} {
+		t.Run(tc.network+"_"+tc.addr+"_"+tc.dialNet, func(t *testing.T) {
+			zl, err := Listen(tc.network, tc.addr, WithEngine(Fallback), WithEngines(1), WithMemory(1<<20))
+			if err != nil && tc.dialNet == "tcp6" {
+				t.Skipf("no IPv6 loopback: %v", err)
+			}
+			require.NoError(t, err)
+			defer zl.Close()
+			nl, err := net.Listen(tc.network, tc.addr)
+			require.NoError(t, err)
+			defer nl.Close()
+			accept := func(la net.Addr, acc func() (net.Conn, error)) (local, remote, peer *net.TCPAddr) {
+				_, port, _ := net.SplitHostPort(la.String())
+				host := "127.0.0.1"
+				if tc.dialNet == "tcp6" {
+					host = "::1"
+				}
+				p, err := net.Dial(tc.dialNet, net.JoinHostPort(host, port))
+				require.NoError(t, err)
+				defer p.Close()
+				c, err := acc()
+				require.NoError(t, err)
+				defer c.Close()
+				return c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr), p.LocalAddr().(*net.TCPAddr)
+			}
+			zlocal, zremote, zpeer := accept(zl.Addr(), func() (net.Conn, error) { return zl.Accept() })
+			nlocal, nremote, npeer := accept(nl.Addr(), func() (net.Conn, error) { return nl.Accept() })
+			assert.Equal(t, len(nlocal.IP), len(zlocal.IP), "local IP length: net %v, zcio %v", nlocal.IP, zlocal.IP)
+			assert.Equal(t, len(nremote.IP), len(zremote.IP), "remote IP length: net %v, zcio %v", nremote.IP, zremote.IP)
+			assert.Equal(t, zpeer.AddrPort().Addr().Unmap(), zremote.AddrPort().Addr().Unmap())
+			assert.Equal(t, npeer.AddrPort().Addr().Unmap(), nremote.AddrPort().Addr().Unmap())
+			assert.Equal(t, nremote.AddrPort().Addr().Is4(), zremote.AddrPort().Addr().Is4(), "remote AddrPort: net %v, zcio %v", nremote.AddrPort(), zremote.AddrPort())
+			assert.Equal(t, nlocal.AddrPort().Addr().Is4(), zlocal.AddrPort().Addr().Is4(), "local AddrPort: net %v, zcio %v", nlocal.AddrPort(), zlocal.AddrPort())
+		})
+	}
+}

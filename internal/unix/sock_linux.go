@@ -125,7 +125,11 @@ func closedPeerName(fd int) (linux.Sockaddr, error) {
 func toAddr(sa linux.Sockaddr) (net.Addr, error) {
 	switch a := sa.(type) {
 	case *linux.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
+		// 4 bytes, as net has them: a 16-byte form is ::ffff:a.b.c.d to
+		// netip (TCPAddr.AddrPort), which IPv4 prefixes do not contain.
+		ip := make(net.IP, net.IPv4len)
+		copy(ip, a.Addr[:])
+		return &net.TCPAddr{IP: ip, Port: a.Port}, nil
 	case *linux.SockaddrInet6:
 		ip := make(net.IP, net.IPv6len)
 		copy(ip, a.Addr[:])
