@@ -101,5 +101,16 @@ func setTCPOptions(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 }
 
+// setNonblock makes sure a wrapped connection's socket is non-blocking, as
+// the engines read it: os.File.Fd on a duplicate of it (TCPConn.File) puts
+// the file description both descriptors share in blocking mode, and a read
+// that blocks would stall the engine's loop and every connection on it.
+func setNonblock(fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	return nil
+}
+
 // closeFD closes a bare socket that could not be attached.
 func closeFD(fd int) { _ = unix.Close(fd) }

@@ -25,5 +25,8 @@ func (l *Listener) acceptConn() (net.Conn, int, error) {
 	return nc, fd, nil
 }
 
+// setNonblock does nothing: the portable engine reads through the net.Conn.
+func setNonblock(int) error { return nil }
+
 // closeFD does nothing: a Conn here always has its net.Conn, which owns fd.
 func closeFD(int) {}

@@ -1225,3 +1225,62 @@ func TestFixedReadsRacingClose(t *testing.T) {
 		})
 	}
 }
+
+// Wrap of a connection whose socket was put in blocking mode (os.File.Fd on
+// a duplicate from TCPConn.File does that to the shared file description):
+// the engine must not block in read(2) on it, which would stall every other
+// connection it reads (the Wrap engines are shared by the whole process).
+func TestWrapBlockingModeSocketDoesNotStallItsEngine(t *testing.T) {
+	leakCheck(t)
+	t.Cleanup(closeSharedGroups)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	wrap := func(blocking bool) (net.Conn, *Conn) {
+		peer, err := net.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		nc, err := l.Accept()
+		require.NoError(t, err)
+		if blocking {
+			f, err := nc.(*net.TCPConn).File()
+			require.NoError(t, err)
+			_ = f.Fd() // clears O_NONBLOCK on the socket nc shares with f
+			require.NoError(t, f.Close())
+		}
+		c, err := Wrap(nc, WithEngine(Fallback))
+		require.NoError(t, err)
+		return peer, c
+	}
+	bpeer, bc := wrap(true)
+	var peer net.Conn
+	var c *Conn
+	for range 64 { // another connection on the same engine
+		p, x := wrap(false)
+		if x.ei == bc.ei {
+			peer, c = p, x
+			break
+		}
+		require.NoError(t, x.Close())
+		require.NoError(t, p.Close())
+	}
+	require.NotNil(t, c)
+	defer func() {
+		_ = bpeer.Close() // first: ends a read(2) that blocks the loop
+		_ = peer.Close()
+		_ = bc.Close()
+		_ = c.Close()
+	}()
+	// A whole block's worth: the loop reads again after a full read.
+	_, err = bpeer.Write(make([]byte, DefaultEngineBlockSize))
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond)
+	_, err = peer.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	assert.NoError(t, err, "a connection on the engine of a blocking-mode socket gets no data")
+	b := make([]byte, DefaultEngineBlockSize)
+	require.NoError(t, bc.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err = io.ReadFull(bc, b)
+	assert.NoError(t, err)
+}

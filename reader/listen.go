@@ -167,8 +167,12 @@ func connFD(nc net.Conn) (int, error) {
 		return -1, err
 	}
 	fd := -1
-	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+	var nerr error
+	if err := rc.Control(func(s uintptr) { fd, nerr = int(s), setNonblock(int(s)) }); err != nil {
 		return -1, err
+	}
+	if nerr != nil {
+		return -1, fmt.Errorf("zcio/reader: %w", nerr)
 	}
 	return fd, nil
 }
