@@ -296,6 +296,25 @@ func (a *Arena) Retain(r Ref) {
 	}
 }
 
+// TryRetain is Retain for a reference that may be stale: it adds a
+// reference and reports true if the block r names has not been released
+// since r was made, and otherwise changes nothing and reports false. It
+// is for code that remembers a block it holds no reference to (a spiller
+// appending to the block its earlier copies are in, as long as one of them
+// is still held).
+func (a *Arena) TryRetain(r Ref) bool {
+	s := a.slot(r)
+	for {
+		v := s.Load()
+		if uint32(v>>32) != r.gen || uint32(v) == 0 || uint32(v) == ^uint32(0) {
+			return false
+		}
+		if s.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
 // Release drops one reference to the block r names. When the last reference
 // goes, the block's generation advances and it returns to the free list; every
 // view into it is then invalid. Releasing more often than the block was taken

@@ -4,3 +4,6 @@ package reader
 
 // engineNoBufs returns 0: io_uring is compiled out.
 func engineNoBufs(engine) int { return 0 }
+
+// engineRingBlocks returns 0: io_uring is compiled out.
+func engineRingBlocks(engine) int { return 0 }

@@ -10,3 +10,12 @@ func engineNoBufs(e engine) int {
 	}
 	return 0
 }
+
+// engineRingBlocks returns the blocks e's buffer ring holds if it is an
+// io_uring engine (an idle engine holds no other), else 0.
+func engineRingBlocks(e engine) int {
+	if u, ok := e.(*uringEngine); ok {
+		return u.e.Stats().Held
+	}
+	return 0
+}

@@ -54,11 +54,15 @@ func (q *Queue) Spiller() *Spiller { return q.sh.spill }
 // arena that the engine never hands to the kernel, one after the other in
 // the current spill block. It is the way out when every block of an engine
 // holds a piece of some connection's unfinished message: without it those
-// connections would wait for each other forever. Safe for concurrent use.
+// connections would wait for each other forever. It holds no reference of
+// its own: the spill block lives as long as a copy in it is held, so that
+// once the consumers are done with their copies the block goes back to
+// the arena (and the engine's reserve is whole again). Safe for concurrent
+// use.
 type Spiller struct {
 	a    *arena.Arena
 	mu   sync.Mutex
-	tail arena.Ref
+	tail arena.Ref // the current spill block, while a copy in it is held
 	off  int
 	have bool
 }
@@ -76,12 +80,14 @@ func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, boo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.have && bs-s.off < total {
+	// Append to the current block if it has room and still holds a copy
+	// (the reference TryRetain adds is the new segment's); once its last
+	// copy went back it is free, perhaps another's already.
+	if s.have && (bs-s.off < total || !s.a.TryRetain(s.tail)) {
 		s.have = false
-		s.a.Release(s.tail)
 	}
 	if !s.have {
-		r, ok := s.a.Take()
+		r, ok := s.a.Take() // its reference is the new segment's
 		if !ok {
 			return dst, false
 		}
@@ -92,18 +98,16 @@ func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, boo
 	for _, v := range views {
 		n += copy(b[n:total], v)
 	}
-	s.a.Retain(s.tail)
 	dst = append(dst, Segment{Ref: s.tail, Off: uint32(s.off), Len: uint32(total)})
 	s.off += total
 	return dst, true
 }
 
-// Close drops the spiller's own reference to its current block.
+// Close forgets the current spill block. The spiller holds no reference, so
+// there is nothing to give back; copies made later are still given back by
+// whoever holds them.
 func (s *Spiller) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.have {
-		s.have = false
-		s.a.Release(s.tail)
-	}
+	s.have = false
 }
