@@ -40,14 +40,25 @@ func (r *Reader) spill() {
 // kept pointers again).
 func (r *Reader) spillIdle() {
 	prev := r.gs.Load()
-	if prev != gsIdle && prev != gsBetween || !r.gs.CompareAndSwap(prev, gsBusy) {
+	if prev == gsBetween {
+		// Kept since its last callback: every call through a kept
+		// pointer is refused in this state, Close included, and only
+		// this loop moves it out of it. Spill in place: a state that
+		// let a call in (gsBusy) would have a kept pointer's Close
+		// accepted, closing the connection's queue under its handler.
+		if !r.closed {
+			r.spill()
+		}
+		return
+	}
+	if prev != gsIdle || !r.gs.CompareAndSwap(prev, gsBusy) {
 		return // a call in progress (misuse), or closed
 	}
 	if !r.closed {
 		r.spill()
 	}
-	// Back as it was (gsBetween keeps refusing a kept pointer), unless a
-	// Close came meanwhile: then close now, as end does.
+	// Back as it was, unless a Close came meanwhile: then close now, as
+	// end does.
 	if !r.gs.CompareAndSwap(gsBusy, prev) {
 		_ = r.closeNow()
 		r.gs.Store(gsClosed)
