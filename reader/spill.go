@@ -22,6 +22,9 @@ func (r *Reader) spill() {
 	var one [1]segq.Segment
 	out, ok := sp.Copy(one[:0], r.viewsOf(r.n), r.n)
 	if !ok {
+		out, ok = r.spillInPlace(sp, one[:0]) // no block free: the reserve is used up
+	}
+	if !ok {
 		return
 	}
 	n := r.n
@@ -33,6 +36,51 @@ func (r *Reader) spill() {
 	r.h, r.off, r.n = 0, 0, n
 	r.setHead()
 	r.scan, r.unread, r.lag = 0, false, false
+}
+
+// spillInPlace is spill within the head segment's block, when the Reader
+// holds that block alone (no other connection, engine or retained Slice):
+// the buffered bytes move to its start and the rest of it goes to sp for
+// other spills (Spiller.Offer). It needs no free block, so it works when
+// the reserve is used up: a Reader that has consumed most of a block
+// otherwise pins all of it for a few bytes, and when every block is pinned
+// so, and the reserve is full of earlier copies, nothing could spill and
+// every connection would wait for good. It appends the new segment to dst,
+// holding a reference of its own; false: not possible, nothing changed.
+func (r *Reader) spillInPlace(sp *segq.Spiller, dst []segq.Segment) ([]segq.Segment, bool) {
+	if r.n > r.a.BlockSize() {
+		return dst, false
+	}
+	head := r.segs[r.h].Ref
+	mine := 0 // the Reader's segments in head: they come first (a block is filled in order)
+	for _, s := range r.segs[r.h:] {
+		if s.Ref != head {
+			break
+		}
+		mine++
+	}
+	for _, s := range r.segs[r.h+mine:] {
+		if s.Ref == head {
+			return dst, false
+		}
+	}
+	// Nobody else holds head, so nobody can add a reference to it, nor
+	// write into it, meanwhile.
+	if r.a.Refs(head.ID()) != mine {
+		return dst, false
+	}
+	// The bytes in head move down (copy is a memmove; each lands at or
+	// below where it was, so none overwrites one still to move), then the
+	// rest, from other blocks, follows them.
+	b := r.a.Bytes(head.ID())
+	n, off := 0, r.off
+	for _, s := range r.segs[r.h:] {
+		n += copy(b[n:r.n], s.Bytes(r.a)[off:])
+		off = 0
+	}
+	r.a.Retain(head) // the new segment's
+	sp.Offer(head, r.n)
+	return append(dst, segq.Segment{Ref: head, Len: uint32(r.n)}), true
 }
 
 // spillIdle is spill for a Reader no call is using (handler mode, on the

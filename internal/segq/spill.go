@@ -103,6 +103,23 @@ func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, boo
 	return dst, true
 }
 
+// Offer makes block r, which the caller holds alone but for its own
+// segment [0, used), the current spill block when it has more room than
+// the current one: a consumer that spilled within a block of its own hands
+// on the rest, for spills that would otherwise need a block of the
+// reserve (which earlier spills may have used up). Like every spill block,
+// r lives as long as a copy in it is held.
+func (s *Spiller) Offer(r arena.Ref, used int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.have {
+		if cur, ok := s.a.Lookup(s.tail.ID()); ok && cur == s.tail && s.off <= used {
+			return // the current block is alive, with as much room
+		}
+	}
+	s.tail, s.off, s.have = r, used, true
+}
+
 // Close forgets the current spill block. The spiller holds no reference, so
 // there is nothing to give back; copies made later are still given back by
 // whoever holds them.
