@@ -64,43 +64,37 @@ func Mprotect(b []byte, prot int) error { return linux.Mprotect(b, prot) }
 func Madvise(b []byte, advice int) error { return linux.Madvise(b, advice) }
 
 // ResidentPages reports how many of the pages that b covers are resident
-// (mincore(2)); b must start on a page boundary.
-func ResidentPages(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	page := linux.Getpagesize()
-	vec := make([]byte, (len(b)+page-1)/page)
-	_, _, errno := linux.Syscall(linux.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return 0, errno
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	return n, nil
-}
+// (mincore(2)); b must start on a page boundary. It does not allocate.
+func ResidentPages(b []byte) (int, error) { return residentPages(b, false) }
 
 // Resident reports whether any page that b covers is resident
 // (mincore(2)); b must start on a page boundary. It does not allocate.
 func Resident(b []byte) (bool, error) {
+	n, err := residentPages(b, true)
+	return n > 0, err
+}
+
+// residentPages counts the resident pages of b with mincore(2), 256 pages
+// a call; first: stop at the first one found.
+func residentPages(b []byte, first bool) (int, error) {
 	page := linux.Getpagesize()
 	var vec [256]byte
+	count := 0
 	for len(b) > 0 {
 		n := min(len(b), len(vec)*page)
 		_, _, errno := linux.Syscall(linux.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(n), uintptr(unsafe.Pointer(&vec[0])))
 		if errno != 0 {
-			return false, errno
+			return count, errno
 		}
 		for _, v := range vec[:(n+page-1)/page] {
-			if v&1 != 0 {
-				return true, nil
+			count += int(v & 1)
+			if first && count > 0 {
+				return count, nil
 			}
 		}
 		b = b[n:]
 	}
-	return false, nil
+	return count, nil
 }
 
 // Getpagesize returns the system page size.
