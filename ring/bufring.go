@@ -39,6 +39,11 @@ type BufRing struct {
 	// bare[id] is fill[id]+1 when DiscardUnfilled last gave back the pages
 	// past fill[id] and the kernel has written nothing since (0: not so).
 	bare []uint32
+	// order[i&mask] is the block published at ring index i, and pos[id] the
+	// index block id was last published at: a bundled receive fills the
+	// blocks that follow its first one in ring order (Next).
+	order []uint16
+	pos   []uint16
 
 	reserve int // free blocks Refill leaves in the arena
 	closed  bool
@@ -74,6 +79,8 @@ func (r *Ring) RegisterBufRing(group uint16, a *arena.Arena) (*BufRing, error) {
 		in:      make([]bool, a.Len()),
 		fill:    make([]uint32, a.Len()),
 		bare:    make([]uint32, a.Len()),
+		order:   make([]uint16, n),
+		pos:     make([]uint16, a.Len()),
 	}
 	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))), ringEntries: n, bgid: group}
 	if Probe().IncrementalBuffers.OK {
@@ -134,6 +141,7 @@ func (b *BufRing) add(ref arena.Ref) {
 	e.addr = uint64(uintptr(unsafe.Pointer(&blk[0])))
 	e.len = uint32(len(blk))
 	e.bid = id
+	b.order[b.tail&b.mask], b.pos[id] = id, b.tail
 	b.held[id], b.in[id], b.fill[id], b.bare[id] = ref, true, 0, 0
 	b.nin++
 	b.tail++
@@ -174,6 +182,23 @@ func (b *BufRing) Claim(id uint16, n int, more bool) (ref arena.Ref, off int) {
 	b.held[id], b.in[id], b.fill[id] = arena.Ref{}, false, 0
 	b.nin--
 	return ref, off
+}
+
+// Room returns how many bytes of block id, which the ring holds, the kernel
+// has not filled yet: the most a receive can have put there.
+func (b *BufRing) Room(id uint16) int { return b.a.BlockSize() - int(b.fill[id]) }
+
+// Next returns the block published right after block id, the one the kernel
+// fills after it (it takes blocks in ring order), and false when id is the
+// last published. A bundled receive (IORING_RECVSEND_BUNDLE) reports only
+// its first block: its bytes run on into the blocks Next names, each filled
+// to the end but the last.
+func (b *BufRing) Next(id uint16) (uint16, bool) {
+	i := b.pos[id] + 1
+	if i == b.tail {
+		return 0, false
+	}
+	return b.order[i&b.mask], true
 }
 
 // DiscardUnfilled gives back to the kernel the pages of what the ring holds

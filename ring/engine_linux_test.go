@@ -20,6 +20,17 @@ func (x suiteEngine) Resume(h enginetest.Handle) { x.Engine.Resume(h.(*ring.Engi
 func (x suiteEngine) Detach(h enginetest.Handle) { x.Engine.Detach(h.(*ring.EngineConn)) }
 
 func TestEngineConformance(t *testing.T) {
+	runConformance(t)
+}
+
+// The same suite with plain receives (one block each), the path kernels
+// before 6.10 take.
+func TestEngineConformancePlainReceives(t *testing.T) {
+	defer ring.SetNoBundles()()
+	runConformance(t)
+}
+
+func runConformance(t *testing.T) {
 	enginetest.Run(t, enginetest.Suite{
 		New: func(a *arena.Arena) (enginetest.Engine, error) {
 			e, err := ring.NewEngine(ring.EngineConfig{Arena: a})

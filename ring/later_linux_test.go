@@ -16,11 +16,13 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
-// copySink copies what it is given, in order.
+// copySink copies what it is given, in order, and counts the Deliver calls.
 type copySink struct {
 	a        *arena.Arena
 	mu       sync.Mutex
 	got      bytes.Buffer
+	parts    int
+	err      error
 	ended    chan struct{}
 	detached chan struct{}
 }
@@ -28,12 +30,18 @@ type copySink struct {
 func (s *copySink) Deliver(ref arena.Ref, off, n int) bool {
 	s.mu.Lock()
 	s.got.Write(s.a.Bytes(ref.ID())[off : off+n])
+	s.parts++
 	s.mu.Unlock()
 	s.a.Release(ref)
 	return false
 }
-func (s *copySink) Flush()    {}
-func (s *copySink) End(error) { close(s.ended) }
+func (s *copySink) Flush() {}
+func (s *copySink) End(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	close(s.ended)
+}
 func (s *copySink) Detached() { close(s.detached) }
 
 func (s *copySink) bytes() []byte {

@@ -1,0 +1,11 @@
+//go:build linux
+
+package ring
+
+// SetNoBundles makes engines started after it receive into one block per
+// receive, as on kernels before 6.10 (see noBundles). It returns a function
+// that restores the default.
+func SetNoBundles() (restore func()) {
+	noBundles.Store(true)
+	return func() { noBundles.Store(false) }
+}
