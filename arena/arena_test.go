@@ -3,6 +3,7 @@ package arena_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -127,6 +128,55 @@ func TestExhaustionAndRecovery(t *testing.T) {
 	assert.Equal(t, uint64(5), s.Takes)
 	assert.Equal(t, uint64(5), s.GiveBacks)
 	assert.Equal(t, uint64(1), s.FailedTakes)
+}
+
+// Serial takes hand blocks out newest-free first across the whole arena,
+// not just within one free-list shard: a batch of takes (a buffer ring
+// refilling) reuses the blocks given back most recently and leaves cold
+// ones untouched, so they never become resident.
+func TestTakeReusesTheMostRecentlyReleasedBlocks(t *testing.T) {
+	a := newArena(t, arena.Config{BlockSize: 4096, Blocks: 64})
+	refs := make([]arena.Ref, a.Len())
+	for i := range refs {
+		r, ok := a.Take()
+		require.True(t, ok)
+		refs[i] = r
+	}
+	// Release in an order that jumps between shards (ids are spread over
+	// them by id modulo the shard count).
+	order := rand.New(rand.NewPCG(1, 2)).Perm(len(refs))
+	for _, i := range order {
+		a.Release(refs[i])
+	}
+	for k := len(order) - 1; k >= 0; k-- {
+		r, ok := a.Take()
+		require.True(t, ok)
+		assert.Equal(t, refs[order[k]].ID(), r.ID(), "take %d is not the block released %d-th", len(order)-1-k, k)
+		refs[order[k]] = r
+	}
+	// A hot set of 8 released last is what a batch of 8 takes gets back.
+	hot := map[uint16]bool{}
+	for _, i := range order {
+		if i%8 != 0 {
+			a.Release(refs[i])
+		}
+	}
+	for _, i := range order {
+		if i%8 == 0 {
+			a.Release(refs[i])
+			hot[refs[i].ID()] = true
+		}
+	}
+	batch := make([]arena.Ref, 0, len(hot))
+	for range hot {
+		r, ok := a.Take()
+		require.True(t, ok)
+		assert.True(t, hot[r.ID()], "block %d is cold", r.ID())
+		batch = append(batch, r)
+	}
+	for _, r := range batch {
+		a.Release(r)
+	}
 }
 
 func TestDoubleReleasePanics(t *testing.T) {

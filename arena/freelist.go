@@ -10,17 +10,21 @@ const maxShards = 8
 // freeList holds the free block ids in up to maxShards lock-free LIFO stacks
 // (Treiber stacks). Block id lives in shard id % len(shards) and always goes
 // back there, so goroutines giving back different blocks rarely touch the same
-// cache line; Take starts at a random shard and moves on when one is empty, so
-// it finds a free block whenever any shard has one.
+// stack. Every push stamps its id with a global sequence number, and pop takes
+// from the shard whose top has the newest stamp: across shards, as within
+// one, the block given back last is taken first. A user that needs only a
+// few blocks at a time (or a batch of them, as a buffer ring refilling) keeps
+// reusing the same ones, and the rest of the arena is never touched, so never
+// resident. (Per-shard order alone is not enough: a batch of takes drains
+// each shard down to blocks that have been free for a long time.)
 type freeList struct {
 	shards []shard
 	mask   uint32
-	// last is the shard the latest push went to: pop starts there, so the
-	// block given back last is taken first and a lightly used arena keeps
-	// reusing the same few blocks (the rest is never touched, so never
-	// resident), like one LIFO stack would.
-	last atomic.Uint32
-	next []atomic.Uint32 // next[id] = id+1 of the entry below id in its shard, 0 at the bottom
+	next   []atomic.Uint32 // next[id] = id+1 of the entry below id in its shard, 0 at the bottom
+	stamp  []atomic.Uint64 // stamp[id] = seq at id's latest push
+	_      [64]byte
+	seq    atomic.Uint64 // written by every push: alone on its cache line
+	_      [56]byte
 }
 
 // shard is one stack plus its share of the counters, alone on its cache lines.
@@ -42,7 +46,8 @@ func (f *freeList) init(n int) {
 	f.shards = make([]shard, ns)
 	f.mask = uint32(ns - 1)
 	f.next = make([]atomic.Uint32, n)
-	// Push in descending order so each shard hands out its lowest id first.
+	f.stamp = make([]atomic.Uint64, n)
+	// Push in descending order so the lowest ids are handed out first.
 	for id := n - 1; id >= 0; id-- {
 		f.push(uint16(id))
 	}
@@ -51,12 +56,22 @@ func (f *freeList) init(n int) {
 	}
 }
 
-// pop takes a free id, trying every shard once, from the shard of the
-// latest push.
+// pop takes a free id: the top of the shard with the newest stamp, or, if
+// that shard was emptied meanwhile, the first free id found in any shard.
 func (f *freeList) pop() (uint16, bool) {
-	start := f.last.Load()
-	for i := uint32(0); i <= f.mask; i++ {
-		s := &f.shards[(start+i)&f.mask]
+	best, newest := -1, uint64(0)
+	for i := range f.shards {
+		if top := uint32(f.shards[i].head.Load()); top != 0 {
+			if st := f.stamp[top-1].Load(); best < 0 || st > newest {
+				best, newest = i, st
+			}
+		}
+	}
+	if best < 0 {
+		return 0, false // every shard was empty as it was looked at
+	}
+	for i := range f.shards {
+		s := &f.shards[(best+i)&int(f.mask)]
 		if id, ok := s.pop(f.next); ok {
 			s.takes.Add(1)
 			return id, true
@@ -65,30 +80,41 @@ func (f *freeList) pop() (uint16, bool) {
 	return 0, false
 }
 
-// walk appends to dst the free ids in the order pop would hand them out,
-// without taking any: for Trim, so that a concurrent Take still finds every
-// free block. Under concurrent use the result is a hint (an id may have been
-// taken since, or appear twice); it stops after len(f.next) ids.
+// walk appends to dst the free ids in the order pop would hand them out
+// (newest stamp first), without taking any: for Trim, so that a concurrent
+// Take still finds every free block. Under concurrent use the result is a
+// hint (an id may have been taken since, or appear twice); it stops after
+// len(f.next) ids.
 func (f *freeList) walk(dst []uint16) []uint16 {
-	start, limit := f.last.Load(), len(dst)+len(f.next)
-	for i := uint32(0); i <= f.mask; i++ {
-		top := uint32(f.shards[(start+i)&f.mask].head.Load())
-		for ; top != 0 && len(dst) < limit; top = f.next[top-1].Load() {
-			dst = append(dst, uint16(top-1))
+	var cur [maxShards]uint32 // id+1 of each shard's next entry, 0 when done
+	for i := range f.shards {
+		cur[i] = uint32(f.shards[i].head.Load())
+	}
+	for limit := len(dst) + len(f.next); len(dst) < limit; {
+		best, newest := -1, uint64(0)
+		for i, top := range cur[:len(f.shards)] {
+			if top != 0 {
+				if st := f.stamp[top-1].Load(); best < 0 || st > newest {
+					best, newest = i, st
+				}
+			}
 		}
+		if best < 0 {
+			break
+		}
+		top := cur[best]
+		dst = append(dst, uint16(top-1))
+		cur[best] = f.next[top-1].Load()
 	}
 	return dst
 }
 
-// push gives id back to its home shard.
+// push gives id back to its home shard, stamped as the newest free id.
 func (f *freeList) push(id uint16) {
-	i := uint32(id) & f.mask
-	s := &f.shards[i]
+	s := &f.shards[uint32(id)&f.mask]
+	f.stamp[id].Store(f.seq.Add(1))
 	s.push(id, f.next)
 	s.gives.Add(1)
-	if f.last.Load() != i { // a write only when the shard changes
-		f.last.Store(i)
-	}
 }
 
 // counts sums the per-shard counters. Gives are read first so that, under

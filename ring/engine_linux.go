@@ -576,11 +576,13 @@ func initialWindow(usable, blockSize int) int {
 // (64 connections of 1 KiB messages, 2 cores, results/experiments-*.txt):
 // with plain receives a window of the whole 7 MiB arena of an engine made
 // the kernel's copy cost 17% more per byte than read(2) into one reused
-// buffer, 512 KiB the same; with bundles, 1 MiB did best (0.90-0.98x the
-// standard server against 0.86-0.94x at 512 KiB), and 2 MiB made the whole
-// arena resident. A dry window ends receives with ENOBUFS; they are
-// re-armed at the next iteration, once the loop has recycled the blocks.
-const maxWindowBytes = 1 << 20
+// buffer, 512 KiB the same; with bundles, 2 MiB did best (0.92-0.99x the
+// standard server, against 0.86-0.98x at 1 MiB and 0.84-0.94x at 512 KiB).
+// The window makes no more of the arena resident than its own size because
+// the arena hands out the blocks given back most recently first. A dry
+// window ends receives with ENOBUFS; they are re-armed at the next
+// iteration, once the loop has recycled the blocks.
+const maxWindowBytes = 2 << 20
 
 // maxWindow is the largest window in blocks: maxWindowBytes, at least 16
 // blocks, at most every usable one.
