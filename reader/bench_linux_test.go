@@ -125,6 +125,13 @@ func (s *zcioServer) noBufs() int {
 	}
 	return n
 }
+func (s *zcioServer) receives() int {
+	n := 0
+	for _, e := range s.ln.g.engines {
+		n += engineReceives(e)
+	}
+	return n
+}
 func (s *zcioServer) close() { _ = s.ln.Close(); s.wg.Wait() }
 
 // countHandler consumes every complete message on the engine loop.
@@ -270,9 +277,9 @@ func benchServe(b *testing.B, impl string, size, conns int) {
 	var gc0, gc1 runtime.MemStats
 	runtime.ReadMemStats(&gc0)
 	zs, _ := s.(*zcioServer)
-	nobufs0 := 0
+	nobufs0, recv0 := 0, 0
 	if zs != nil {
-		nobufs0 = zs.noBufs()
+		nobufs0, recv0 = zs.noBufs(), zs.receives()
 	}
 	b.ResetTimer()
 	done := s.expect(int64(b.N))
@@ -312,5 +319,10 @@ func benchServe(b *testing.B, impl string, size, conns int) {
 		// Receives the kernel ended for want of a block, per 1000 messages:
 		// each costs a re-arm.
 		b.ReportMetric(float64(zs.noBufs()-nobufs0)*1000/float64(b.N), "ENOBUFS/kmsg")
+		// Bytes per receive completion: about 64 KiB for read(2) into a
+		// 64 KiB buffer; more where one receive is a bundle of blocks.
+		if n := zs.receives() - recv0; n > 0 {
+			b.ReportMetric(float64(b.N)*float64(size)/1024/float64(n), "KiB/recv")
+		}
 	}
 }

@@ -11,6 +11,15 @@ func engineNoBufs(e engine) int {
 	return 0
 }
 
+// engineReceives returns the receive completions that carried bytes on e
+// if it is an io_uring engine, else 0.
+func engineReceives(e engine) int {
+	if u, ok := e.(*uringEngine); ok {
+		return u.e.Stats().Receives
+	}
+	return 0
+}
+
 // engineRingBlocks returns the blocks e's buffer ring holds if it is an
 // io_uring engine (an idle engine holds no other), else 0.
 func engineRingBlocks(e engine) int {
