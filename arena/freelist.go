@@ -59,14 +59,11 @@ func (f *freeList) init(n int) {
 // pop takes a free id: the top of the shard with the newest stamp, or, if
 // that shard was emptied meanwhile, the first free id found in any shard.
 func (f *freeList) pop() (uint16, bool) {
-	best, newest := -1, uint64(0)
+	var tops [maxShards]uint32
 	for i := range f.shards {
-		if top := uint32(f.shards[i].head.Load()); top != 0 {
-			if st := f.stamp[top-1].Load(); best < 0 || st > newest {
-				best, newest = i, st
-			}
-		}
+		tops[i] = uint32(f.shards[i].head.Load())
 	}
+	best := f.newest(&tops)
 	if best < 0 {
 		return 0, false // every shard was empty as it was looked at
 	}
@@ -80,6 +77,20 @@ func (f *freeList) pop() (uint16, bool) {
 	return 0, false
 }
 
+// newest returns the index of the shard whose entry in tops (id+1 of an
+// entry of that shard, 0 for none) has the newest stamp, or -1 if all are 0.
+func (f *freeList) newest(tops *[maxShards]uint32) int {
+	best, newest := -1, uint64(0)
+	for i, top := range tops[:len(f.shards)] {
+		if top != 0 {
+			if st := f.stamp[top-1].Load(); best < 0 || st > newest {
+				best, newest = i, st
+			}
+		}
+	}
+	return best
+}
+
 // walk appends to dst the free ids in the order pop would hand them out
 // (newest stamp first), without taking any: for Trim, so that a concurrent
 // Take still finds every free block. Under concurrent use the result is a
@@ -91,14 +102,7 @@ func (f *freeList) walk(dst []uint16) []uint16 {
 		cur[i] = uint32(f.shards[i].head.Load())
 	}
 	for limit := len(dst) + len(f.next); len(dst) < limit; {
-		best, newest := -1, uint64(0)
-		for i, top := range cur[:len(f.shards)] {
-			if top != 0 {
-				if st := f.stamp[top-1].Load(); best < 0 || st > newest {
-					best, newest = i, st
-				}
-			}
-		}
+		best := f.newest(&cur)
 		if best < 0 {
 			break
 		}

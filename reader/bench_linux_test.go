@@ -118,17 +118,11 @@ func (s *zcioServer) addr() string { return s.ln.Addr().String() }
 
 // noBufs returns the ENOBUFS completions of the server's io_uring engines
 // so far (0 on the fallback).
-func (s *zcioServer) noBufs() int {
+// sum adds up stat over the server's engines.
+func (s *zcioServer) sum(stat func(engine) int) int {
 	n := 0
 	for _, e := range s.ln.g.engines {
-		n += engineNoBufs(e)
-	}
-	return n
-}
-func (s *zcioServer) receives() int {
-	n := 0
-	for _, e := range s.ln.g.engines {
-		n += engineReceives(e)
+		n += stat(e)
 	}
 	return n
 }
@@ -279,7 +273,7 @@ func benchServe(b *testing.B, impl string, size, conns int) {
 	zs, _ := s.(*zcioServer)
 	nobufs0, recv0 := 0, 0
 	if zs != nil {
-		nobufs0, recv0 = zs.noBufs(), zs.receives()
+		nobufs0, recv0 = zs.sum(engineNoBufs), zs.sum(engineReceives)
 	}
 	b.ResetTimer()
 	done := s.expect(int64(b.N))
@@ -318,10 +312,10 @@ func benchServe(b *testing.B, impl string, size, conns int) {
 	if zs != nil && strings.HasPrefix(impl, "io_uring") {
 		// Receives the kernel ended for want of a block, per 1000 messages:
 		// each costs a re-arm.
-		b.ReportMetric(float64(zs.noBufs()-nobufs0)*1000/float64(b.N), "ENOBUFS/kmsg")
+		b.ReportMetric(float64(zs.sum(engineNoBufs)-nobufs0)*1000/float64(b.N), "ENOBUFS/kmsg")
 		// Bytes per receive completion: about 64 KiB for read(2) into a
 		// 64 KiB buffer; more where one receive is a bundle of blocks.
-		if n := zs.receives() - recv0; n > 0 {
+		if n := zs.sum(engineReceives) - recv0; n > 0 {
 			b.ReportMetric(float64(b.N)*float64(size)/1024/float64(n), "KiB/recv")
 		}
 	}
