@@ -173,6 +173,43 @@ func TestConnWrap(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnsupportedConn)
 }
 
+// Wrap refuses what it cannot adopt with an error, never a panic: nil
+// connections, typed or not, datagram sockets and closed connections.
+func TestWrapRejectsWhatItCannotAdopt(t *testing.T) {
+	for name, nc := range map[string]net.Conn{
+		"nil":          nil,
+		"nil TCPConn":  (*net.TCPConn)(nil),
+		"nil UnixConn": (*net.UnixConn)(nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { _, err = Wrap(nc, WithEngine(Fallback)) })
+			assert.ErrorIs(t, err, ErrUnsupportedConn)
+			assert.ErrorContains(t, err, "zcio/reader: wrap: ")
+		})
+	}
+	t.Run("unixgram", func(t *testing.T) {
+		pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: t.TempDir() + "/g", Net: "unixgram"})
+		require.NoError(t, err)
+		defer pc.Close()
+		_, err = Wrap(pc, WithEngine(Fallback))
+		assert.ErrorIs(t, err, ErrUnsupportedConn)
+		assert.ErrorContains(t, err, "unixgram socket")
+	})
+	t.Run("closed", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		nc, err := net.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		require.NoError(t, nc.Close())
+		c, err := Wrap(nc, WithEngine(Fallback))
+		assert.Nil(t, c)
+		require.Error(t, err)
+		assert.ErrorContains(t, err, "zcio/reader: wrap: ")
+	})
+}
+
 func TestEngineChoice(t *testing.T) {
 	p := Probe()
 	assert.NotEmpty(t, p.Auto.Name)

@@ -131,6 +131,9 @@ func (l *Listener) Close() error {
 // default settings on first use and kept for the life of the process;
 // other options apply to the Conn's Reader.
 func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
+	if err := checkConn(nc); err != nil {
+		return nil, err
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -141,7 +144,7 @@ func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
 	}
 	fd, err := connFD(nc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("zcio/reader: wrap: %w", err)
 	}
 	kind := connTCP
 	if _, ok := nc.(*net.UnixConn); ok {
@@ -150,18 +153,32 @@ func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
 	return adopt(nc, fd, kind, g, nil, &o)
 }
 
-// connFD returns the socket fd of a TCP or Unix stream connection. The fd
-// stays owned by nc.
-func connFD(nc net.Conn) (int, error) {
+// checkConn returns an error wrapping ErrUnsupportedConn unless nc is a
+// non-nil TCP or Unix stream connection.
+func checkConn(nc net.Conn) error {
 	switch v := nc.(type) {
+	case nil:
+		return fmt.Errorf("zcio/reader: wrap: nil net.Conn: %w", ErrUnsupportedConn)
 	case *net.TCPConn:
+		if v == nil {
+			return fmt.Errorf("zcio/reader: wrap: nil %T: %w", nc, ErrUnsupportedConn)
+		}
 	case *net.UnixConn:
-		if v.LocalAddr().Network() != "unix" {
-			return -1, fmt.Errorf("zcio/reader: %s socket: %w", v.LocalAddr().Network(), ErrUnsupportedConn)
+		if v == nil {
+			return fmt.Errorf("zcio/reader: wrap: nil %T: %w", nc, ErrUnsupportedConn)
+		}
+		if a := v.LocalAddr(); a != nil && a.Network() != "unix" {
+			return fmt.Errorf("zcio/reader: wrap: %s socket: %w", a.Network(), ErrUnsupportedConn)
 		}
 	default:
-		return -1, fmt.Errorf("zcio/reader: %T: %w", nc, ErrUnsupportedConn)
+		return fmt.Errorf("zcio/reader: wrap: %T: %w", nc, ErrUnsupportedConn)
 	}
+	return nil
+}
+
+// connFD returns the socket fd of a connection checkConn accepted. The fd
+// stays owned by nc.
+func connFD(nc net.Conn) (int, error) {
 	rc, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return -1, err
@@ -172,7 +189,7 @@ func connFD(nc net.Conn) (int, error) {
 		return -1, err
 	}
 	if nerr != nil {
-		return -1, fmt.Errorf("zcio/reader: %w", nerr)
+		return -1, nerr
 	}
 	return fd, nil
 }
