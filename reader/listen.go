@@ -25,6 +25,7 @@ type Listener struct {
 	g         *group
 	o         options
 	closed    atomic.Bool
+	done      chan struct{} // closed by Close: ends Serve's back-off wait
 	closeOnce sync.Once
 }
 
@@ -54,7 +55,7 @@ func Listen(network, addr string, opts ...Option) (*Listener, error) {
 		g.release()
 		return nil, err
 	}
-	l := &Listener{ln: ln, g: g, o: o}
+	l := &Listener{ln: ln, g: g, o: o, done: make(chan struct{})}
 	for i := range g.readers {
 		g.readers[i].o = &l.o // the settings of the Readers its handlers borrow
 	}
@@ -120,7 +121,10 @@ func (l *Listener) Close() error {
 			err = ferr
 		}
 	}
-	l.closeOnce.Do(l.g.release)
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.g.release()
+	})
 	return err
 }
 
@@ -222,7 +226,8 @@ var ErrHandlerPanic = errors.New("zcio/reader: handler panicked")
 
 // Serve accepts connections from ln and runs h for each on the engine loops,
 // until Accept fails (for example after ln.Close), whose error it returns.
-// When the process runs out of file descriptors it waits and tries again.
+// When the process runs out of file descriptors it waits and tries again
+// (5 ms, doubling up to 1 s), until ln.Close.
 func Serve(ln *Listener, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("zcio/reader: serve: nil handler")
@@ -242,7 +247,12 @@ func Serve(ln *Listener, h Handler) error {
 			// Out of file descriptors: wait for connections to close
 			// rather than give up serving (5 ms, doubling up to 1 s).
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			time.Sleep(backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ln.done: // the next accept reports the Close
+				t.Stop()
+			}
 			continue
 		}
 		return err
