@@ -37,6 +37,12 @@ var (
 	ErrOutsideCallback = errors.New("zcio/reader: handler-mode Reader used outside the connection's callbacks")
 	// ErrNegativeCount is returned when a byte count is negative.
 	ErrNegativeCount = errors.New("zcio/reader: negative count")
+	// ErrReentrant is returned by a Reader method called from inside one
+	// of the same Reader's callbacks (ReadRange's yield, the fn of Peek,
+	// ReadSlice and ReadLine, WriteTo's writer), which would move the bytes
+	// the callback is looking at, or, for an engine connection's Reader,
+	// while another goroutine's call is in progress. Nothing was consumed.
+	ErrReentrant = errors.New("zcio/reader: Reader method called from inside one of its callbacks, or from two goroutines at once")
 
 	errNegativeRead = errors.New("zcio/reader: source returned a negative or oversized count from Read")
 )

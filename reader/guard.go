@@ -1,11 +1,5 @@
 package reader
 
-import "errors"
-
-// errReentrant is returned when a Reader method is called from inside one of
-// the Reader's own callbacks, or from two goroutines at once.
-var errReentrant = errors.New("zcio/reader: Reader method called from inside one of its callbacks, or from two goroutines at once")
-
 // Guard states of an engine's Reader (Reader.gs).
 const (
 	gsIdle       = iota // no call in progress
@@ -26,11 +20,14 @@ func (r *Reader) enter() error {
 	if r.guarded && !r.gs.CompareAndSwap(gsIdle, gsBusy) {
 		switch r.gs.Load() {
 		case gsBusy:
-			return errReentrant
+			return ErrReentrant
 		case gsBetween:
 			return ErrOutsideCallback
 		}
 		return ErrClosed
+	}
+	if r.inCb {
+		return ErrReentrant // an unguarded Reader called from its own callback
 	}
 	if r.closed {
 		r.end()
@@ -45,6 +42,7 @@ func (r *Reader) enter() error {
 // end finishes a call started by enter (or begin), closing the Reader if a
 // Close came meanwhile.
 func (r *Reader) end() {
+	r.inCb = false // also after a callback that panicked
 	if r.guarded && !r.gs.CompareAndSwap(gsBusy, gsIdle) {
 		_ = r.closeNow()
 		r.gs.Store(gsClosed)

@@ -43,7 +43,9 @@ func (r *Reader) ReadRange(n int, yield func([]byte)) error {
 		if len(b) > n-got {
 			b = b[: n-got : n-got]
 		}
+		r.inCb = true
 		yield(b)
+		r.inCb = false
 		r.consume(len(b))
 		got += len(b)
 	}
@@ -64,7 +66,9 @@ func (r *Reader) Peek(n int, fn func(views [][]byte)) error {
 	if err := r.ensure(n); err != nil {
 		return err
 	}
+	r.inCb = true
 	fn(r.viewsOf(n))
+	r.inCb = false
 	clear(r.views)
 	return nil
 }
@@ -273,7 +277,9 @@ func (r *Reader) ReadSlice(delim byte, fn func(line [][]byte)) error {
 	if err != nil {
 		return err
 	}
+	r.inCb = true
 	fn(r.viewsOf(k))
+	r.inCb = false
 	clear(r.views)
 	r.consume(k)
 	return nil
@@ -301,7 +307,9 @@ func (r *Reader) ReadLine(fn func(line [][]byte)) error {
 			show--
 		}
 	}
+	r.inCb = true
 	fn(r.viewsOf(show))
+	r.inCb = false
 	clear(r.views)
 	r.consume(k)
 	return nil
@@ -394,7 +402,9 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 		// WriteTo consumes the Buffers it is called on: r.views, which
 		// is r's own, so no copy of the slice header escapes.
 		v := r.viewsOf(r.n)
+		r.inCb = true
 		m, err := r.views.WriteTo(w)
+		r.inCb = false
 		r.views = v
 		clear(r.views)
 		r.consume(int(m))

@@ -92,6 +92,10 @@ type Reader struct {
 	// guarded: the Reader belongs to an engine's connection, whose Close may
 	// come from another goroutine while a call is in progress.
 	guarded bool
+	// inCb: one of this Reader's callbacks is running; calls made from it
+	// are refused (ErrReentrant). An engine's Reader is refused by its
+	// guard already; this covers the unguarded pull Reader.
+	inCb bool
 }
 
 // NewReader returns a Reader that fills arena blocks from rd, reading on the
@@ -228,7 +232,7 @@ func (r *Reader) closeNow() error {
 // the previous ReadByte left. The common case (an open, unguarded Reader
 // with nothing left by ReadByte) is small enough to inline.
 func (r *Reader) begin() error {
-	if r.guarded || r.closed || r.lag {
+	if r.guarded || r.closed || r.lag || r.inCb {
 		return r.beginSlow()
 	}
 	r.unread = false

@@ -78,7 +78,67 @@ func Run(t *testing.T, f Factory, o Options) {
 			Check(t, f, sc)
 		})
 	}
+	t.Run("reentrant", func(t *testing.T) { Reentrant(t, f) })
 }
+
+// Reentrant checks that Reader methods called from inside the same Reader's
+// callbacks are refused with reader.ErrReentrant and consume nothing, that
+// a callback that panics leaves the Reader usable, and that every byte still
+// arrives once, in order.
+func Reentrant(t *testing.T, f Factory) {
+	data := RandomData(rand.New(rand.NewPCG(7, 7)), 300)
+	s := Stream{Data: data, Chunks: []int{100, 100, 100}, End: io.EOF, BlockSize: arena.MinBlockSize, Blocks: 4}
+	r, a, done := f(t, s)
+	refused := func(what string, err error) {
+		t.Helper()
+		assert.ErrorIs(t, err, reader.ErrReentrant, what)
+	}
+	nested := func(in string) {
+		t.Helper()
+		_, err := r.ReadByte()
+		refused("ReadByte in "+in, err)
+		refused("Peek in "+in, r.Peek(1, func([][]byte) { t.Errorf("a Peek nested in %s ran its callback", in) }))
+		_, err = r.Discard(1)
+		refused("Discard in "+in, err)
+		_, err = r.Read(make([]byte, 4))
+		refused("Read in "+in, err)
+		_, err = r.ReadUvarint()
+		refused("ReadUvarint in "+in, err)
+	}
+	var got []byte
+	require.NoError(t, r.ReadRange(10, func(b []byte) {
+		got = append(got, b...)
+		nested("ReadRange")
+	}))
+	require.NoError(t, r.Peek(5, func([][]byte) { nested("Peek") }))
+	delim := data[30] // its first occurrence from offset 10 is at 30 or before
+	require.NoError(t, r.ReadSlice(delim, func(line [][]byte) {
+		for _, v := range line {
+			got = append(got, v...)
+		}
+		nested("ReadSlice")
+	}))
+	assert.Panics(t, func() { _ = r.Peek(3, func([][]byte) { panic("callback panics") }) })
+	b, err := r.ReadByte()
+	require.NoError(t, err, "ReadByte after a callback panicked")
+	got = append(got, b)
+	var rest bytes.Buffer
+	_, err = r.WriteTo(writerFunc(func(p []byte) (int, error) {
+		nested("WriteTo's writer")
+		return rest.Write(p)
+	}))
+	require.NoError(t, err)
+	got = append(got, rest.Bytes()...)
+	assert.Equal(t, data, got, "the stream arrived changed")
+	require.NoError(t, r.Close())
+	done()
+	assert.Zero(t, a.InUse(), "arena blocks in use after the scenario")
+}
+
+// writerFunc adapts a func to io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 // Scenario is one stream and the operations run over it.
 type Scenario struct {
