@@ -102,7 +102,11 @@ type Reader struct {
 // caller's goroutine when more bytes are needed: the bufio.Reader use case,
 // without copies. It maps an arena of its own unless WithArena is given.
 // Non-blocking mode does not apply (rd.Read is always called), and a
-// deadline is checked before each rd.Read, not during one.
+// deadline is checked before each rd.Read, not during one. An error from
+// rd ends the stream for good, except a timeout (an error matching
+// os.ErrDeadlineExceeded or a net.Error whose Timeout is true, as a
+// net.Conn's read deadline gives): that call returns it, and the next call
+// reads from rd again.
 func NewReader(rd io.Reader, opts ...Option) (*Reader, error) {
 	var o options
 	for _, opt := range opts {

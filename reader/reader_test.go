@@ -379,6 +379,50 @@ func TestDeadlineInterruptsWait(t *testing.T) {
 	assert.Zero(t, a.InUse())
 }
 
+// A pull Reader over a net.Conn whose read deadline passed returns the
+// timeout and reads again at the next call, as bufio.Reader does; other
+// errors end its stream for good, without calling the source again.
+func TestPullReaderRetriesAfterTimeout(t *testing.T) {
+	c, peer := net.Pipe()
+	defer c.Close()
+	r, err := reader.NewReader(c)
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+	_, err = r.ReadByte()
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+	wrote := make(chan error, 1)
+	go func() { _, err := peer.Write([]byte("ok")); wrote <- err }()
+	var got []byte
+	require.NoError(t, r.ReadRange(2, func(b []byte) { got = append(got, b...) }))
+	assert.Equal(t, "ok", string(got))
+	require.NoError(t, <-wrote)
+	require.NoError(t, peer.Close())
+	for range 2 {
+		_, err = r.ReadByte()
+		assert.ErrorIs(t, err, io.EOF)
+	}
+	require.NoError(t, r.Close())
+
+	failing := &countingReader{err: errors.New("disk on fire")}
+	r, err = reader.NewReader(failing)
+	require.NoError(t, err)
+	for range 2 {
+		_, err = r.ReadByte()
+		assert.ErrorIs(t, err, failing.err)
+	}
+	assert.Equal(t, 1, failing.reads, "a failed source is read again")
+	require.NoError(t, r.Close())
+}
+
+// countingReader fails every Read with err and counts the calls.
+type countingReader struct {
+	err   error
+	reads int
+}
+
+func (c *countingReader) Read([]byte) (int, error) { c.reads++; return 0, c.err }
+
 func TestContextInterruptsWait(t *testing.T) {
 	q, a, push := newQueue(t, 0)
 	r := reader.NewQueueReader(q)

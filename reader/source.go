@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -157,7 +158,8 @@ func (p *pullSource) ready(ctx context.Context) error {
 }
 
 // readOnce reads into cur at fillOff, tolerating a few empty reads. The
-// io.Reader's error becomes the sticky p.err, returned with the bytes read.
+// io.Reader's error is returned with the bytes read and, unless it is a
+// timeout, becomes the sticky p.err.
 func (p *pullSource) readOnce() (int, error) {
 	buf := p.a.Bytes(p.cur.ID())[p.fillOff:]
 	for range maxEmptyReads {
@@ -166,7 +168,7 @@ func (p *pullSource) readOnce() (int, error) {
 			p.err = errNegativeRead
 			return 0, p.err
 		}
-		if err != nil {
+		if err != nil && !isTimeout(err) {
 			p.err = err
 		}
 		if m > 0 || err != nil {
@@ -175,6 +177,13 @@ func (p *pullSource) readOnce() (int, error) {
 	}
 	p.err = io.ErrNoProgress
 	return 0, p.err
+}
+
+// isTimeout reports whether err is a timeout a caller may retry after (a
+// read deadline passed).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // room makes sure cur has room to read into. Like bufio, which reads into
