@@ -4,6 +4,7 @@ package unix
 
 import (
 	"net"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -135,6 +136,9 @@ func toAddr(sa linux.Sockaddr) (net.Addr, error) {
 		copy(ip, a.Addr[:])
 		zone := ""
 		if a.ZoneId != 0 {
+			// The interface's name, or its index where the lookup
+			// fails, as net writes a zone.
+			zone = strconv.FormatUint(uint64(a.ZoneId), 10)
 			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
 				zone = ifi.Name
 			}
