@@ -74,11 +74,11 @@ func testPair(t *testing.T) (fd int, peer *os.File) {
 	return pair[0], os.NewFile(uintptr(pair[1]), "peer")
 }
 
-// On a kernel without the multishot cap (before 6.17) every capped arming
-// fails with EINVAL. When several are in flight at once (connections
-// attached in one batch of commands), each must fall back to an uncapped
-// receive: the first EINVAL turning the cap off must not make the others
-// look like real receive errors that end their connections.
+// Where the probe found the multishot cap (Linux 6.17) but the kernel then
+// refuses a capped arming with EINVAL, that connection falls back to an
+// uncapped receive, each on its own when several are in flight at once
+// (connections attached in one batch of commands): none may be ended as if
+// by a real receive error.
 func TestEngineCapRefusedWithSeveralArmed(t *testing.T) {
 	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
 	require.NoError(t, err)

@@ -154,6 +154,7 @@ type econn struct {
 	armed    bool // a receive is in the kernel: its final CQE has not come
 	cancel   bool // a cancel was submitted for the armed receive
 	capped   bool // the receive armed last was capped (armCap)
+	noCap    bool // the kernel refused a capped receive on this socket: arm it uncapped
 	detach   bool // Detach was processed: finish once the receive is gone
 	queued   bool
 	detachRq atomic.Bool
@@ -460,7 +461,9 @@ func (e *Engine) setup() error {
 	br.SetReserve(e.cfg.Reserve)
 	e.r, e.br = r, br
 	e.inRing = br.Held()
-	e.armCap = uint32(max(e.a.BlockSize(), min(256<<10, e.a.Size()/16)))
+	if Probe().RecvCap.OK {
+		e.armCap = uint32(max(e.a.BlockSize(), min(256<<10, e.a.Size()/16)))
+	}
 	e.bundle = Probe().Bundle.OK && !noBundles.Load()
 	e.armWake()
 	return nil
@@ -531,7 +534,11 @@ func (e *Engine) arm(c *econn) {
 	// armed again: a pause asked by the sink then takes effect within
 	// armCap bytes, instead of after every free block went to one busy
 	// connection in a single burst of completions.
-	s.FileIndex = e.armCap
+	capBytes := e.armCap
+	if c.noCap {
+		capBytes = 0
+	}
+	s.FileIndex = capBytes
 	if e.bundle {
 		// One receive fills as many blocks as the socket has bytes for
 		// (sqe len 0: up to what it has queued), where a plain one stops
@@ -539,10 +546,10 @@ func (e *Engine) arm(c *econn) {
 		// a 64 KiB buffer makes.
 		s.Ioprio |= recvBundle
 	}
-	if e.armCap != 0 && capRefused.Load() {
+	if capBytes != 0 && capRefused.Load() {
 		s.Off = 1 // addr2: refused (EINVAL) as kernels before 6.17 refuse optlen
 	}
-	c.armed, c.cancel, c.capped = true, false, e.armCap != 0
+	c.armed, c.cancel, c.capped = true, false, capBytes != 0
 }
 
 // noBundles, when set by a test before an engine starts, makes its receives
@@ -717,11 +724,10 @@ func (e *Engine) complete(cqe *CQE) {
 		e.starved = append(e.starved, c)
 		e.hungry.Store(true)
 	case rv.Errno == unix.EINVAL && c.capped:
-		// A kernel before 6.17 refuses a capped multishot receive: go on
-		// without the cap (pauses then take effect after the burst). Ask
-		// the receive, not the engine: other capped receives armed before
-		// this answer came are refused too, after the cap was turned off.
-		e.armCap = 0
+		// The probe found the cap, yet the kernel refused it for this
+		// socket: arm it again without (its pauses then take effect after
+		// a burst). A second EINVAL is a real error.
+		c.noCap = true
 	case rv.Errno == unix.ECANCELED:
 	case rv.Errno != 0:
 		e.end(c, os.NewSyscallError("recv", rv.Errno))

@@ -49,6 +49,7 @@ type Features struct {
 	MultishotRecv      Feature // IORING_RECV_MULTISHOT, 6.0
 	Bundle             Feature // IORING_RECVSEND_BUNDLE, 6.10
 	IncrementalBuffers Feature // IOU_PBUF_RING_INC, 6.12
+	RecvCap            Feature // a byte cap on a multishot receive (sqe optlen), 6.17
 }
 
 // Available reports whether io_uring can be set up at all.
@@ -60,7 +61,7 @@ func (f *Features) Op(op uint8) bool { return f.ops[op/64]&(1<<(op%64)) != 0 }
 // List returns the named features in a fixed order, for reports and tests.
 func (f *Features) List() []Feature {
 	return []Feature{f.CoopTaskrun, f.SingleIssuer, f.DeferTaskrun, f.RegisteredRing, f.BufRing,
-		f.MultishotRecv, f.Bundle, f.IncrementalBuffers}
+		f.MultishotRecv, f.Bundle, f.IncrementalBuffers, f.RecvCap}
 }
 
 // ZeroCopyReceive reports whether everything zcio's io_uring engine needs is
@@ -94,13 +95,14 @@ func newFeatures() *Features {
 		MultishotRecv:      Feature{Name: "multishot receive", Since: "6.0"},
 		Bundle:             Feature{Name: "receive bundles", Since: "6.10"},
 		IncrementalBuffers: Feature{Name: "incremental buffer consumption", Since: "6.12"},
+		RecvCap:            Feature{Name: "capped multishot receive", Since: "6.17"},
 	}
 }
 
 // each calls fn for every named feature.
 func (f *Features) each(fn func(*Feature)) {
 	for _, p := range []*Feature{&f.CoopTaskrun, &f.SingleIssuer, &f.DeferTaskrun, &f.RegisteredRing,
-		&f.BufRing, &f.MultishotRecv, &f.Bundle, &f.IncrementalBuffers} {
+		&f.BufRing, &f.MultishotRecv, &f.Bundle, &f.IncrementalBuffers, &f.RecvCap} {
 		fn(p)
 	}
 }
@@ -138,9 +140,14 @@ func probe() *Features {
 	f.BufRing.set(probeBufRing(base, 0))
 	f.IncrementalBuffers.set(probeBufRing(base, pbufRingInc))
 	if f.BufRing.OK {
-		f.MultishotRecv.set(probeMultishotRecv(base))
+		f.MultishotRecv.set(probeMultishotRecv(base, 0))
 	} else {
 		f.MultishotRecv.set(fmt.Errorf("no buffer rings to receive into: %w", f.BufRing.Err))
+	}
+	if f.MultishotRecv.OK {
+		f.RecvCap.set(probeMultishotRecv(base, uint32(unix.Getpagesize())))
+	} else {
+		f.RecvCap.set(fmt.Errorf("no multishot receive to cap: %w", f.MultishotRecv.Err))
 	}
 	if f.SetupFeatures&featRecvSendBundle != 0 {
 		f.Bundle.set(nil)
@@ -214,10 +221,12 @@ func probeBufRing(r *Ring, flags uint16) error {
 	return nil
 }
 
-// probeMultishotRecv arms a multishot receive on a socketpair, sends one
-// byte, and checks that the completion carries the byte in a provided buffer
-// with IORING_CQE_F_MORE set. Kernels before 6.0 reject the request (EINVAL).
-func probeMultishotRecv(r *Ring) (err error) {
+// probeMultishotRecv arms a multishot receive on a socketpair, capped at
+// capBytes in all unless 0 (sqe optlen), sends one byte, and checks that the
+// completion carries the byte in a provided buffer with IORING_CQE_F_MORE
+// set. Kernels before 6.0 reject the request (EINVAL), and before 6.17 the
+// cap.
+func probeMultishotRecv(r *Ring, capBytes uint32) (err error) {
 	mem, err := unix.Mmap(-1, 0, 2*unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return fmt.Errorf("mmap: %w", err)
@@ -240,7 +249,9 @@ func probeMultishotRecv(r *Ring) (err error) {
 		return fmt.Errorf("socketpair: %w", err)
 	}
 	defer unix.Close(fds[1])
-	r.GetSQE().PrepRecvMultishot(fds[0], probeGroup, 1)
+	s := r.GetSQE()
+	s.PrepRecvMultishot(fds[0], probeGroup, 1)
+	s.FileIndex = capBytes
 	if _, err := unix.Write(fds[1], []byte{42}); err != nil {
 		unix.Close(fds[0])
 		return fmt.Errorf("write: %w", err)
