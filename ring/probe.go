@@ -77,8 +77,9 @@ var (
 
 // Probe finds out, once per process, what io_uring offers on this kernel: it
 // sets up small rings with each flag, asks for the opcode table, registers
-// buffer rings with and without incremental consumption, and runs one
-// multishot receive over a socketpair. Later calls return the same result.
+// buffer rings with and without incremental consumption, and runs a
+// multishot receive over a socketpair, plain and then with a byte cap.
+// Later calls return the same result.
 // The probe takes a few hundred microseconds and leaves nothing open.
 func Probe() *Features {
 	probeOnce.Do(func() { probeResult = probe() })
