@@ -89,9 +89,8 @@ const DefaultIdleTrim = 100 * time.Millisecond
 // TrimKeep is how many free blocks an idle trim leaves resident: the ones
 // the next reads take first, enough for light traffic (a message now and
 // then) to find a block without page faults. They go too if the loop stays
-// quiet for DeepTrimFactor times IdleTrim more. (8 kept 192 KiB more of two
-// engines resident for that second, 16-20 B per connection at 10,000 idle
-// connections, bench/README.md.)
+// quiet for DeepTrimFactor times IdleTrim more. (Keeping 8 held 192 KiB
+// more of two engines' arenas resident for that second: see README.md.)
 const TrimKeep = 2
 
 // DeepTrimFactor: an engine quiet for DeepTrimFactor×IdleTrim after an idle
