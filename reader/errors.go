@@ -42,6 +42,8 @@ var (
 	// ReadSlice and ReadLine, WriteTo's writer), which would move the bytes
 	// the callback is looking at, or, for an engine connection's Reader,
 	// while another goroutine's call is in progress. Nothing was consumed.
+	// Close is the exception: called from a callback, it closes the Reader
+	// as the call that runs the callback returns.
 	ErrReentrant = errors.New("zcio/reader: Reader method called from inside one of its callbacks, or from two goroutines at once")
 
 	errNegativeRead = errors.New("zcio/reader: source returned a negative or oversized count from Read")

@@ -17,6 +17,9 @@ const (
 // Close from another goroutine waits for the call to return before giving
 // the Reader's blocks back.
 func (r *Reader) enter() error {
+	if r.inCb {
+		return ErrReentrant // called from one of the Reader's own callbacks
+	}
 	if r.guarded && !r.gs.CompareAndSwap(gsIdle, gsBusy) {
 		switch r.gs.Load() {
 		case gsBusy:
@@ -25,9 +28,6 @@ func (r *Reader) enter() error {
 			return ErrOutsideCallback
 		}
 		return ErrClosed
-	}
-	if r.inCb {
-		return ErrReentrant // an unguarded Reader called from its own callback
 	}
 	if r.closed {
 		r.end()
@@ -43,6 +43,10 @@ func (r *Reader) enter() error {
 // Close came meanwhile.
 func (r *Reader) end() {
 	r.inCb = false // also after a callback that panicked
+	if r.closeAsked {
+		r.closeAsked = false
+		_ = r.closeNow()
+	}
 	if r.guarded && !r.gs.CompareAndSwap(gsBusy, gsIdle) {
 		_ = r.closeNow()
 		r.gs.Store(gsClosed)

@@ -48,6 +48,9 @@ func (r *Reader) ReadRange(n int, yield func([]byte)) error {
 		r.inCb = false
 		r.consume(len(b))
 		got += len(b)
+		if r.closeAsked && got < n {
+			return ErrClosed // yield closed the Reader: stop reading
+		}
 	}
 	return nil
 }
@@ -411,6 +414,9 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 		written += m
 		if err != nil {
 			return written, err
+		}
+		if r.closeAsked {
+			return written, ErrClosed // w closed the Reader: stop reading
 		}
 	}
 }

@@ -96,6 +96,9 @@ type Reader struct {
 	// are refused (ErrReentrant). An engine's Reader is refused by its
 	// guard already; this covers the unguarded pull Reader.
 	inCb bool
+	// closeAsked: Close was called from inside a callback of this
+	// (unguarded) Reader; the call in progress closes it as it returns.
+	closeAsked bool
 }
 
 // NewReader returns a Reader that fills arena blocks from rd, reading on the
@@ -189,6 +192,8 @@ func (r *Reader) Wait(ctx context.Context, n int) error {
 }
 
 // Buffered returns the number of bytes that can be read without waiting.
+// Called from inside one of the Reader's own callbacks it returns 0 (see
+// ErrReentrant).
 func (r *Reader) Buffered() int {
 	if r.enter() != nil {
 		return 0
@@ -214,8 +219,14 @@ func (r *Reader) Close() error {
 	if r.guarded {
 		return r.closeGuarded()
 	}
-	if r.closed {
+	if r.closed || r.closeAsked {
 		return ErrClosed
+	}
+	if r.inCb {
+		// Called from one of its own callbacks: the call that runs it
+		// still uses the blocks; it closes the Reader as it returns.
+		r.closeAsked = true
+		return nil
 	}
 	return r.closeNow()
 }

@@ -636,13 +636,16 @@ func (e *Engine) refill() {
 		// when the SQ is full), and those may starve connections anew.
 		list := e.starved
 		e.starved = e.starvedSpare[:0]
-		k := min(len(list), max(1, e.inRing/max(1, (e.partsAvg+15)>>4)))
-		for i, c := range list[:k] {
-			list[i] = nil
+		budget := max(1, e.inRing/max(1, (e.partsAvg+15)>>4))
+		k := 0 // entries looked at: the re-armed, and those no longer starved
+		for ; k < len(list) && budget > 0; k++ {
+			c := list[k]
+			list[k] = nil
 			if c.state == cStarved {
 				c.state = cArmed
 				e.arm(c)
 				e.stats.rearms.Add(1)
+				budget--
 			}
 		}
 		n := copy(list, list[k:])

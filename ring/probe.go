@@ -258,7 +258,7 @@ func probeMultishotRecv(r *Ring, capBytes uint32) (err error) {
 		return fmt.Errorf("write: %w", err)
 	}
 	var cqes [4]CQE
-	got, err := r.waitOne(cqes[:])
+	got, err := r.waitOne(cqes[:], 1)
 	unix.Close(fds[0])
 	// Closing our end does not end a request on it: cancel it and drain.
 	if sqe := r.GetSQE(); sqe != nil {
@@ -288,17 +288,21 @@ func probeMultishotRecv(r *Ring, capBytes uint32) (err error) {
 	return nil
 }
 
-// waitOne submits and waits for one completion and returns it.
-func (r *Ring) waitOne(out []CQE) (CQE, error) {
-	if _, err := r.SubmitAndWaitTimeout(1, probeWait); err != nil {
-		return CQE{}, err
+// waitOne submits and waits for the completion of the request with
+// userData and returns it, passing over any other (a late completion of an
+// earlier probe's cancel, say). It gives up after a few waits.
+func (r *Ring) waitOne(out []CQE, userData uint64) (CQE, error) {
+	for range 4 {
+		if _, err := r.SubmitAndWaitTimeout(1, probeWait); err != nil {
+			return CQE{}, err
+		}
+		n, err := r.Reap(out[:1])
+		if err != nil {
+			return CQE{}, err
+		}
+		if n == 1 && out[0].UserData == userData {
+			return out[0], nil
+		}
 	}
-	n, err := r.Reap(out[:1])
-	if err != nil {
-		return CQE{}, err
-	}
-	if n == 0 {
-		return CQE{}, fmt.Errorf("no completion within %v: %w", probeWait, unix.ETIME)
-	}
-	return out[0], nil
+	return CQE{}, fmt.Errorf("no completion within %v: %w", probeWait, unix.ETIME)
 }

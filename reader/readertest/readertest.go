@@ -133,6 +133,19 @@ func Reentrant(t *testing.T, f Factory) {
 	require.NoError(t, r.Close())
 	done()
 	assert.Zero(t, a.InUse(), "arena blocks in use after the scenario")
+
+	// Close from inside a callback closes the Reader as the call returns;
+	// the views stay valid until then.
+	r, a, done = f(t, s)
+	require.NoError(t, r.ReadRange(10, func(b []byte) {
+		assert.NoError(t, r.Close(), "Close in ReadRange")
+		assert.Equal(t, data[:len(b)], b, "a view changed after Close in its callback")
+	}))
+	_, err = r.ReadByte()
+	assert.ErrorIs(t, err, reader.ErrClosed, "ReadByte after a Close in a callback")
+	assert.ErrorIs(t, r.Close(), reader.ErrClosed, "second Close")
+	done()
+	assert.Zero(t, a.InUse(), "arena blocks in use after a Close in a callback")
 }
 
 // writerFunc adapts a func to io.Writer.
