@@ -93,8 +93,9 @@ type Reader struct {
 	// come from another goroutine while a call is in progress.
 	guarded bool
 	// inCb: one of this Reader's callbacks is running; calls made from it
-	// are refused (ErrReentrant). An engine's Reader is refused by its
-	// guard already; this covers the unguarded pull Reader.
+	// are refused (ErrReentrant, checked in enter before the guard), and on
+	// an unguarded Reader a Close made from it waits for the call to end
+	// (closeAsked).
 	inCb bool
 	// closeAsked: Close was called from inside a callback of this
 	// (unguarded) Reader; the call in progress closes it as it returns.
