@@ -345,6 +345,12 @@ func (r *runner) runTimed(c Contender, cs Case, run *Run) (err error) {
 			err = werr
 		}
 	}()
+	// The warm-up begins once the load has dialed every connection.
+	if line, err := ld.ReadLine(90 * time.Second); err != nil {
+		return fmt.Errorf("load did not start: %w", err)
+	} else if line != load.Started {
+		return fmt.Errorf("load did not start: it printed %q", line)
+	}
 	time.Sleep(r.o.Warmup)
 	c0 := sampleCPU(srv.Pid(), ld.Pid())
 	s0, err := snapshot(srv)
