@@ -43,13 +43,13 @@ type engineSink interface {
 // poller through an *os.File made at that moment.
 type Conn struct {
 	fd    int
-	nc    net.Conn // Wrap (and every Conn on other systems): owns fd
+	nc    *wrapped // Wrap (and every Conn on other systems): owns fd
 	g     *group
 	att   attachment // set once attachedSet is
 	q     *segq.Queue
 	r     *Reader
 	hs    handlerSink // its sink is what blocking mode hands the engine
-	h     Handler     // nil in blocking mode
+	h     *handlerRef // nil in blocking mode
 	value any         // SetValue; under amu
 
 	detached sync.WaitGroup // done once the engine let go (Detached)
@@ -125,6 +125,15 @@ const (
 	connTCP uint8 = iota
 	connUnix
 )
+
+// wrapped is the net.Conn a Conn adopted (Wrap). A Conn holds it by
+// pointer, like handlerRef: one word each instead of an interface's two,
+// which keeps the Conn of every bare socket at 160 bytes.
+type wrapped struct{ net.Conn }
+
+// handlerRef is the Handler of the connections one Serve call accepts,
+// made once for all of them.
+type handlerRef struct{ Handler }
 
 // connAddrs are a bare socket's addresses, once looked up.
 type connAddrs struct{ local, remote net.Addr }
@@ -207,10 +216,13 @@ func (s *sink) Starved() {
 // is the net.Conn that owns fd (Wrap); otherwise the Conn owns the bare fd.
 // The Conn takes one reference on g. On error the caller still owns fd and
 // nc.
-func adopt(nc net.Conn, fd int, kind uint8, g *group, h Handler, o *options) (*Conn, error) {
+func adopt(nc net.Conn, fd int, kind uint8, g *group, h *handlerRef, o *options) (*Conn, error) {
 	i := g.pick()
 	e := g.engines[i]
-	c := &Conn{nc: nc, fd: fd, kind: kind, g: g, ei: uint16(i), h: h}
+	c := &Conn{fd: fd, kind: kind, g: g, ei: uint16(i), h: h}
+	if nc != nil {
+		c.nc = &wrapped{nc}
+	}
 	c.detached.Add(1)
 	c.hs.c = c
 	c.q = new(segq.Queue)
@@ -733,7 +745,7 @@ func (c *Conn) setWriteDeadlineLocked(t time.Time) error {
 // a handler's Write queued are flushed first), and later Writes fail.
 func (c *Conn) CloseWrite() error {
 	if c.nc != nil {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		if cw, ok := c.nc.Conn.(interface{ CloseWrite() error }); ok {
 			return cw.CloseWrite()
 		}
 		return c.opErr("close", os.ErrInvalid)

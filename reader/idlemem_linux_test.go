@@ -22,7 +22,7 @@ const idleConns = 2000
 // after each connection has received one message. They guard against a
 // regression; the figures measured are logged.
 const (
-	idleHandlerHeapBudget  = 420
+	idleHandlerHeapBudget  = 360
 	idleBlockingHeapBudget = 820
 )
 

@@ -74,14 +74,14 @@ func Listen(network, addr string, opts ...Option) (*Listener, error) {
 // blocking mode: its Reader's calls wait for data.
 func (l *Listener) Accept() (*Conn, error) { return l.accept(nil) }
 
-func (l *Listener) accept(h Handler) (*Conn, error) {
+func (l *Listener) accept(h *handlerRef) (*Conn, error) {
 	c, err, _ := l.acceptOne(h)
 	return c, err
 }
 
 // acceptOne accepts one connection. listenerErr says the error came from the
 // listener (closed, say), not from attaching that one connection.
-func (l *Listener) acceptOne(h Handler) (c *Conn, err error, listenerErr bool) {
+func (l *Listener) acceptOne(h *handlerRef) (c *Conn, err error, listenerErr bool) {
 	// Hold the engines for the accept: a Close meanwhile must not close
 	// them under a connection the kernel has already handed over.
 	if !l.g.tryRetain() {
@@ -232,9 +232,10 @@ func Serve(ln *Listener, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("zcio/reader: serve: nil handler")
 	}
+	hr := &handlerRef{h}
 	var backoff time.Duration
 	for {
-		_, err, listenerErr := ln.acceptOne(h)
+		_, err, listenerErr := ln.acceptOne(hr)
 		if err == nil || !listenerErr {
 			backoff = 0
 			continue // a connection that could not be attached was closed; serve the rest
