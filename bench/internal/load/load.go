@@ -185,7 +185,7 @@ func runStream(ctx context.Context, c Config, stdout io.Writer) (Result, error) 
 	conns := dialAll(ctx, c.Addr, c.Conns, c.DialLimit, &e)
 	defer closeAll(conns)
 	buf := frames(c.Size)
-	deadline := started(stdout).Add(c.Warmup + c.Window)
+	deadline := started(stdout).Add(c.Warmup + c.Window + tail)
 	var sent atomic.Uint64
 	var wg sync.WaitGroup
 	for _, conn := range conns {
@@ -247,10 +247,10 @@ func runReqResp(ctx context.Context, c Config, stdout io.Writer) (Result, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = conn.SetDeadline(winEnd.Add(2 * time.Second))
+			_ = conn.SetDeadline(winEnd.Add(tail + 2*time.Second))
 			samples := make([]float64, 0, min(perConn, 1<<16))
 			buf := make([]byte, 64<<10)
-			for time.Now().Before(winEnd) && ctx.Err() == nil {
+			for time.Now().Before(winEnd.Add(tail)) && ctx.Err() == nil {
 				t0 := time.Now()
 				if _, err := conn.Write(batch); err != nil {
 					e.add(err)
@@ -309,7 +309,7 @@ func runFanout(ctx context.Context, c Config, stdout io.Writer) (Result, error) 
 	time.Sleep(200 * time.Millisecond)
 	pubs := dialAll(ctx, c.Addr, c.Streams, c.DialLimit, &e)
 	defer closeAll(pubs)
-	deadline := started(stdout).Add(c.Warmup + c.Window)
+	deadline := started(stdout).Add(c.Warmup + c.Window + tail)
 	buf := frames(c.Size)
 	var sent, recv atomic.Uint64
 	var wg sync.WaitGroup
@@ -365,6 +365,13 @@ func runFanout(ctx context.Context, c Config, stdout io.Writer) (Result, error) 
 // in the measured window (at 1,000 connections they took most of a 300 ms
 // warm-up).
 const Started = "STARTED"
+
+// tail is how long a timed load goes on past its warm-up and window: the
+// harness's window opens a little after Started reaches it (it samples the
+// CPU of every process and asks the server for a snapshot first), so a
+// load that stopped exactly on time would leave the window's last
+// milliseconds without load.
+const tail = 200 * time.Millisecond
 
 // started prints Started and returns the time the load begins.
 func started(stdout io.Writer) time.Time {
