@@ -240,8 +240,7 @@ func Serve(ln *Listener, h Handler) error {
 			backoff = 0
 			continue // a connection that could not be attached was closed; serve the rest
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			continue
 		}
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
