@@ -356,6 +356,14 @@ func (r *Reader) moreOf(need int) error {
 		for {
 			r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
 			if err == segq.ErrPark {
+				if len(r.segs) == 0 && cap(r.segs)+cap(r.views) > 0 {
+					// Waiting, it holds nothing: let other connections
+					// use its arrays meanwhile (an idle connection then
+					// holds none; the take after the wait hands it the
+					// queue's, viewsOf takes a spare one).
+					r.src.giveScratch(r.segs, r.views)
+					r.segs, r.views = nil, nil
+				}
 				r.src.park() // the common wait, from here to keep the stack shallow
 			} else if err == segq.ErrNudged {
 				r.spill() // the engine is out of blocks: see spill
@@ -423,6 +431,9 @@ func (r *Reader) endErr(err error) error {
 // viewsOf returns scratch views of the next k buffered bytes (k <= r.n).
 func (r *Reader) viewsOf(k int) net.Buffers {
 	v := r.views[:0]
+	if cap(v) == 0 {
+		v = r.src.views() // given back while the Reader waited (giveScratch)
+	}
 	off := r.off
 	for i := r.h; k > 0; i++ {
 		b := r.segs[i].Bytes(r.a)[off:]

@@ -41,6 +41,12 @@ type source interface {
 	// park waits after fill returned segq.ErrPark (a queue's plain wait,
 	// done here so that the goroutine parks with a shallow stack).
 	park()
+	// giveScratch takes segs, an array that holds no segment, and views,
+	// the scratch for callbacks' views, from a Reader about to park, for
+	// other connections to use meanwhile (segq.Queue.Spare).
+	giveScratch(segs []segq.Segment, views [][]byte)
+	// views returns a spare array for views, or nil (segq.Queue.Views).
+	views() [][]byte
 }
 
 var (
@@ -85,12 +91,14 @@ func (s *queueSource) poll(segs []segq.Segment) ([]segq.Segment, int) {
 	return segs, added
 }
 
-func (s *queueSource) done(sg segq.Segment)      { s.q().Done(sg) }
-func (s *queueSource) releaser() func(arena.Ref) { return s.q().Releaser() }
-func (s *queueSource) limit() int                { return s.q().Limit() }
-func (s *queueSource) setDeadline(t time.Time)   { s.q().SetDeadline(t) }
-func (s *queueSource) close() error              { s.q().Close(); return nil }
-func (s *queueSource) park()                     { s.q().Park() }
+func (s *queueSource) done(sg segq.Segment)                            { s.q().Done(sg) }
+func (s *queueSource) releaser() func(arena.Ref)                       { return s.q().Releaser() }
+func (s *queueSource) limit() int                                      { return s.q().Limit() }
+func (s *queueSource) setDeadline(t time.Time)                         { s.q().SetDeadline(t) }
+func (s *queueSource) close() error                                    { s.q().Close(); return nil }
+func (s *queueSource) park()                                           { s.q().Park() }
+func (s *queueSource) giveScratch(segs []segq.Segment, views [][]byte) { s.q().Spare(segs, views) }
+func (s *queueSource) views() [][]byte                                 { return s.q().Views() }
 
 // maxEmptyReads bounds the (0, nil) reads tolerated from an io.Reader before
 // giving up with io.ErrNoProgress, as bufio does.
@@ -236,9 +244,11 @@ func (p *pullSource) poll(segs []segq.Segment) ([]segq.Segment, int) { return se
 func (p *pullSource) done(sg segq.Segment)      { p.a.Release(sg.Ref) }
 func (p *pullSource) releaser() func(arena.Ref) { return p.rel }
 
-func (p *pullSource) park()                   {} // fill never returns segq.ErrPark
-func (p *pullSource) limit() int              { return p.lim }
-func (p *pullSource) setDeadline(t time.Time) { p.deadline = t }
+func (p *pullSource) park()                                {} // fill never returns segq.ErrPark
+func (p *pullSource) giveScratch([]segq.Segment, [][]byte) {} // nor parks
+func (p *pullSource) views() [][]byte                      { return nil }
+func (p *pullSource) limit() int                           { return p.lim }
+func (p *pullSource) setDeadline(t time.Time)              { p.deadline = t }
 
 func (p *pullSource) close() error {
 	if p.have {

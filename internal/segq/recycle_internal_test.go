@@ -62,9 +62,11 @@ func TestRecycleHandsTheArrayOn(t *testing.T) {
 	assert.Nil(t, q2.segs)
 
 	push(plain, 1)
+	assert.Empty(t, sh.spare, "a queue that holds no array takes a spare one")
+	assert.Same(t, first, &plain.segs[0])
 	assert.Equal(t, 1, drain(plain, true))
-	assert.NotNil(t, plain.segs, "a queue that does not recycle keeps its array")
-	assert.Len(t, sh.spare, 1, "and takes none from the spares")
+	assert.NotNil(t, plain.segs, "a queue that does not recycle keeps an array: the consumer's, traded for its own")
+	assert.Same(t, unsafe.SliceData(buf), unsafe.SliceData(plain.segs))
 
 	// Steady state: no allocation per message.
 	allocs := testing.AllocsPerRun(100, func() {
@@ -90,6 +92,93 @@ func TestRecycleHandsTheArrayOn(t *testing.T) {
 	q1.Close() // gives the queued segments back; the array goes to the GC
 	assert.Nil(t, q1.segs)
 	assert.Zero(t, a.InUse())
+}
+
+// A consumer about to wait gives its empty array, and the empty queue's, to
+// the spares (Spare): a waiting connection holds none. Take with an empty dst
+// hands over the queue's array instead of copying out of it, and a busy
+// queue-consumer pair then allocates nothing per message.
+func TestSpareLeavesAWaitingConnectionNoArray(t *testing.T) {
+	a, err := arena.New(arena.Config{BlockSize: arena.MinBlockSize, Blocks: 8})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	sh := NewShared(Config{Arena: a})
+	q := new(Queue)
+	q.Init(sh, nil)
+	push := func(n int) {
+		t.Helper()
+		for range n {
+			ref, ok := a.Take()
+			require.True(t, ok)
+			q.Push(Segment{Ref: ref, Len: 10})
+		}
+	}
+
+	push(2)
+	queued := unsafe.SliceData(q.segs)
+	var mine []Segment
+	mine, err = q.Take(nil, mine, true)
+	require.NoError(t, err)
+	require.Len(t, mine, 2)
+	assert.Same(t, queued, unsafe.SliceData(mine), "an empty dst takes the queue's array itself")
+	assert.Nil(t, q.segs, "and the queue keeps dst's (none here)")
+	for i, sg := range mine {
+		q.Done(sg)
+		mine[i] = Segment{} // as a Reader clears what it consumed
+	}
+	mine = mine[:0]
+
+	// The consumer finds nothing more and is about to wait.
+	_, err = q.TakeOrPark(nil, mine, false)
+	require.ErrorIs(t, err, ErrPark)
+	views := [][]byte{make([]byte, 1), nil}
+	q.Spare(mine, views)
+	assert.Nil(t, q.segs)
+	require.Len(t, sh.spare, 1, "the consumer's array is spare")
+	require.Len(t, sh.views, 1, "and its views")
+	assert.Nil(t, views[0], "cleared: the spare holds no view")
+
+	push(1)
+	assert.Same(t, queued, unsafe.SliceData(q.segs), "the next push takes it")
+	assert.Empty(t, sh.spare)
+
+	// An empty queue that still has an array gives it up too.
+	got, err := q.Take(nil, make([]Segment, 0, 4), true)
+	require.NoError(t, err)
+	q.Done(got[0])
+	got[0] = Segment{}
+	require.NotNil(t, q.segs, "the queue kept the consumer's array")
+	q.Spare(got[:0], nil)
+	assert.Nil(t, q.segs)
+	assert.Len(t, sh.spare, 2, "both arrays are spare")
+	v := q.Views()
+	assert.Same(t, unsafe.SliceData(views), unsafe.SliceData(v))
+	assert.Zero(t, len(v))
+	assert.Nil(t, q.Views(), "no spare views left")
+
+	// Steady state: push, take, give back, wait: no allocation.
+	var cons []Segment
+	q.Spare(nil, v)
+	allocs := testing.AllocsPerRun(100, func() {
+		push(1)
+		var err error
+		cons, err = q.Take(nil, cons, true)
+		if err != nil || len(cons) != 1 {
+			panic("take")
+		}
+		q.Done(cons[0])
+		cons[0] = Segment{}
+		cons = cons[:0]
+		v := append(q.Views(), nil) // a callback's views
+		q.Spare(cons, v)
+		cons = nil
+	})
+	assert.Zero(t, allocs)
+	assert.Zero(t, a.InUse())
+
+	sh.TrimSpare(0)
+	assert.Nil(t, sh.spare)
+	assert.Nil(t, sh.views)
 }
 
 // Every idle connection holds a Queue: its fields are laid out to fit the

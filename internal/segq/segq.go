@@ -182,10 +182,15 @@ type Shared struct {
 	maxRuns int32
 	spill   *Spiller
 	release func(arena.Ref) // Config.OnRelease, else the arena's Release
-	// spare holds the segment arrays of drained queues that recycle them
-	// (Queue.Recycle). Only the goroutine that both produces and consumes
-	// those queues (an engine loop) uses it.
+	// spare holds segment arrays no queue or consumer holds: those of
+	// drained queues that recycle them (Queue.Recycle), and those consumers
+	// that wait hand back (Queue.Spare). Push takes one for a queue that
+	// has none. Under spareMu.
 	spare [][]Segment
+	// views holds the arrays consumers that wait hand back (Queue.Spare)
+	// of their scratch for callbacks' views (a Reader's). Under spareMu.
+	views   [][][]byte
+	spareMu sync.Mutex
 }
 
 // maxSpare bounds the spare segment arrays a Shared keeps.
@@ -237,8 +242,8 @@ func (q *Queue) Init(sh *Shared, r Resumer) {
 // handler on an engine loop): whenever the consumer drains the queue, its
 // segment array goes back to the Shared's spares, and Push takes one from
 // there, so that an idle queue holds no array and a busy one allocates
-// none. Every queue of a Shared that recycles must be produced and
-// consumed on one and the same goroutine. Call it once, before any Push.
+// none. Call it once, before any Push. (A consumer on a goroutine of its
+// own gets the same with Spare.)
 func (q *Queue) Recycle() {
 	q.mu.Lock()
 	q.flags |= qRecycle
@@ -250,16 +255,23 @@ func (q *Queue) Recycle() {
 // that were non-empty at once. Call it on the goroutine that produces and
 // consumes the recycling queues, when they are idle.
 func (sh *Shared) TrimSpare(keep int) {
+	sh.spareMu.Lock()
+	defer sh.spareMu.Unlock()
 	keep = max(keep, 0)
-	if len(sh.spare) <= keep {
-		return
+	sh.spare = trimList(sh.spare, keep)
+	sh.views = trimList(sh.views, keep)
+}
+
+// trimList keeps the first keep entries of list, in a list of their own
+// size.
+func trimList[T any](list []T, keep int) []T {
+	if len(list) <= keep {
+		return list
 	}
-	clear(sh.spare[keep:])
 	if keep == 0 {
-		sh.spare = nil
-		return
+		return nil
 	}
-	sh.spare = append([][]Segment(nil), sh.spare[:keep]...)
+	return append([]T(nil), list[:keep]...)
 }
 
 // drainedLocked empties q.segs after a take; mu is held. Not inlined: take's
@@ -272,10 +284,94 @@ func (q *Queue) drainedLocked() {
 		q.segs = q.segs[:0]
 		return
 	}
-	if sh := q.sh; len(sh.spare) < maxSpare {
-		sh.spare = append(sh.spare, q.segs[:0])
-	}
+	q.sh.putSpare(q.segs)
 	q.segs = nil
+}
+
+// putSpare keeps the empty array segs (of any length: its entries must be
+// cleared) for a later Push, up to maxSpare of them.
+func (sh *Shared) putSpare(segs []Segment) {
+	if cap(segs) == 0 {
+		return
+	}
+	sh.spareMu.Lock()
+	if len(sh.spare) < maxSpare {
+		sh.spare = append(sh.spare, segs[:0])
+	}
+	sh.spareMu.Unlock()
+}
+
+// getSpare returns a spare array, or nil when there is none.
+func (sh *Shared) getSpare() []Segment {
+	sh.spareMu.Lock()
+	defer sh.spareMu.Unlock()
+	sp := sh.spare
+	if len(sp) == 0 {
+		return nil
+	}
+	segs := sp[len(sp)-1]
+	sp[len(sp)-1] = nil
+	sh.spare = sp[:len(sp)-1]
+	return segs
+}
+
+// Spare is for a consumer about to wait on a queue whose producer runs on
+// another goroutine (a blocking Reader): it gives its own segment array,
+// segs, which must hold no segment, and the queue's while the queue is
+// empty, to the Shared's spares, so that a connection that waits holds no
+// array; Push takes one back. views, the consumer's scratch for callbacks'
+// views (cleared here), goes to the spares too; Views takes one back. A
+// queue that recycles keeps its own array to Recycle.
+//
+// Take and TakeOrPark, given an empty dst, hand the consumer the queue's
+// array itself instead of copying its segments out (the queue keeps dst's),
+// so that a queue and its consumer hold at most two arrays between them.
+func (q *Queue) Spare(segs []Segment, views [][]byte) {
+	q.sh.putSpare(segs)
+	if cap(views) > 0 {
+		clear(views[:cap(views)])
+		q.sh.spareMu.Lock()
+		if len(q.sh.views) < maxSpare {
+			q.sh.views = append(q.sh.views, views[:0])
+		}
+		q.sh.spareMu.Unlock()
+	}
+	q.mu.Lock()
+	if q.flags&qRecycle == 0 && len(q.segs) == 0 && cap(q.segs) > 0 {
+		q.sh.putSpare(q.segs)
+		q.segs = nil
+	}
+	q.mu.Unlock()
+}
+
+// Views returns a spare array for a consumer's views (see Spare), or nil.
+func (q *Queue) Views() [][]byte {
+	sh := q.sh
+	sh.spareMu.Lock()
+	defer sh.spareMu.Unlock()
+	if len(sh.views) == 0 {
+		return nil
+	}
+	v := sh.views[len(sh.views)-1]
+	sh.views[len(sh.views)-1] = nil
+	sh.views = sh.views[:len(sh.views)-1]
+	return v
+}
+
+// moveLocked appends every queued segment to dst and empties q.segs; mu is
+// held. An empty dst of a queue that does not recycle trades arrays with
+// q.segs instead (see Spare). Not inlined, like drainedLocked.
+//
+//go:noinline
+func (q *Queue) moveLocked(dst []Segment) []Segment {
+	if len(dst) == 0 && q.flags&qRecycle == 0 {
+		out := q.segs
+		q.segs = dst[:0]
+		return out
+	}
+	dst = append(dst, q.segs...)
+	q.drainedLocked()
+	return dst
 }
 
 // Arena returns the arena that owns the queued blocks.
@@ -320,12 +416,8 @@ func (q *Queue) Push(s Segment) (pause bool) {
 		return false
 	}
 	wasEmpty := len(q.segs) == 0
-	if q.flags&qRecycle != 0 && cap(q.segs) == 0 {
-		if sp := q.sh.spare; len(sp) > 0 {
-			q.segs = sp[len(sp)-1]
-			sp[len(sp)-1] = nil
-			q.sh.spare = sp[:len(sp)-1]
-		}
+	if cap(q.segs) == 0 {
+		q.segs = q.sh.getSpare()
 	}
 	k := packRef(s.Ref)
 	run := k != q.last
@@ -445,8 +537,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 	for {
 		q.mu.Lock()
 		if len(q.segs) > 0 {
-			dst = append(dst, q.segs...)
-			q.drainedLocked()
+			dst = q.moveLocked(dst)
 			q.mu.Unlock()
 			return dst, nil
 		}
@@ -523,8 +614,7 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 func (q *Queue) Poll(dst []Segment) []Segment {
 	q.mu.Lock()
 	if len(q.segs) > 0 {
-		dst = append(dst, q.segs...)
-		q.drainedLocked()
+		dst = q.moveLocked(dst)
 	}
 	q.mu.Unlock()
 	return dst
