@@ -67,15 +67,9 @@ func (o *Options) applyFull(set map[string]bool) {
 	if !set["window"] {
 		o.Window = 2 * time.Second
 	}
-	if !set["warmup"] {
-		// 1,000 new connections take about a second to reach a steady
-		// state (the kernel grows and fills their receive buffers):
-		// measure after it.
-		o.Warmup = 2 * time.Second
-	}
 }
 
-// DefaultOptions is the default comparison: about 90 s on two cores.
+// DefaultOptions is the default comparison: about 3 minutes on two cores.
 func DefaultOptions() Options {
 	return Options{
 		Scenarios:  []string{server.ScenarioStream, server.ScenarioIdle},
