@@ -250,10 +250,10 @@ func (q *Queue) Recycle() {
 	q.mu.Unlock()
 }
 
-// TrimSpare drops all but keep of the spare segment arrays (Recycle), for
-// the garbage collector: after a burst they number as many as the queues
-// that were non-empty at once. Call it on the goroutine that produces and
-// consumes the recycling queues, when they are idle.
+// TrimSpare drops all but keep of the spare segment arrays and of the spare
+// views arrays (Recycle, Spare), for the garbage collector: after a burst
+// they number as many as the queues that were non-empty at once. Call it
+// when the queues are idle (an engine's idle trim); any goroutine.
 func (sh *Shared) TrimSpare(keep int) {
 	sh.spareMu.Lock()
 	defer sh.spareMu.Unlock()
@@ -327,21 +327,24 @@ func (sh *Shared) getSpare() []Segment {
 // array itself instead of copying its segments out (the queue keeps dst's),
 // so that a queue and its consumer hold at most two arrays between them.
 func (q *Queue) Spare(segs []Segment, views [][]byte) {
-	q.sh.putSpare(segs)
-	if cap(views) > 0 {
-		clear(views[:cap(views)])
-		q.sh.spareMu.Lock()
-		if len(q.sh.views) < maxSpare {
-			q.sh.views = append(q.sh.views, views[:0])
-		}
-		q.sh.spareMu.Unlock()
-	}
+	var own []Segment
 	q.mu.Lock()
-	if q.flags&qRecycle == 0 && len(q.segs) == 0 && cap(q.segs) > 0 {
-		q.sh.putSpare(q.segs)
-		q.segs = nil
+	if q.flags&qRecycle == 0 && len(q.segs) == 0 {
+		own, q.segs = q.segs, nil
 	}
 	q.mu.Unlock()
+	clear(views[:cap(views)])
+	sh := q.sh
+	sh.spareMu.Lock()
+	for _, a := range [2][]Segment{segs, own} {
+		if cap(a) > 0 && len(sh.spare) < maxSpare {
+			sh.spare = append(sh.spare, a[:0])
+		}
+	}
+	if cap(views) > 0 && len(sh.views) < maxSpare {
+		sh.views = append(sh.views, views[:0])
+	}
+	sh.spareMu.Unlock()
 }
 
 // Views returns a spare array for a consumer's views (see Spare), or nil.
@@ -490,7 +493,10 @@ func (q *Queue) SetDeadline(t time.Time) {
 // from Finish, ErrClosed after Close, ErrWouldBlock if nonBlocking is set;
 // otherwise it waits for a push, the end of the stream, ctx (which may be
 // nil) or the deadline, returning ctx.Err() or os.ErrDeadlineExceeded.
-// It allocates only when dst must grow.
+// It allocates only when dst must grow. An empty dst of a queue that does
+// not recycle is traded, not appended to: the queue's own array is
+// returned and the queue keeps dst's, so the caller must use the returned
+// slice and no longer dst (see Spare).
 func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
 	for {
 		var err error
@@ -608,9 +614,10 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 	}
 }
 
-// Poll appends every queued segment to dst, like Take, but never waits,
-// returns no error and leaves a pause in place: it is for a consumer that
-// only asks what has arrived (a Buffered count), not for more.
+// Poll appends every queued segment to dst, like Take (an empty dst is
+// traded the same way), but never waits, returns no error and leaves a
+// pause in place: it is for a consumer that only asks what has arrived (a
+// Buffered count), not for more.
 func (q *Queue) Poll(dst []Segment) []Segment {
 	q.mu.Lock()
 	if len(q.segs) > 0 {
