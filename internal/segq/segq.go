@@ -295,10 +295,15 @@ func (sh *Shared) putSpare(segs []Segment) {
 		return
 	}
 	sh.spareMu.Lock()
-	if len(sh.spare) < maxSpare {
+	sh.putSpareLocked(segs)
+	sh.spareMu.Unlock()
+}
+
+// putSpareLocked is putSpare with spareMu held.
+func (sh *Shared) putSpareLocked(segs []Segment) {
+	if cap(segs) > 0 && len(sh.spare) < maxSpare {
 		sh.spare = append(sh.spare, segs[:0])
 	}
-	sh.spareMu.Unlock()
 }
 
 // getSpare returns a spare array, or nil when there is none.
@@ -336,11 +341,8 @@ func (q *Queue) Spare(segs []Segment, views [][]byte) {
 	clear(views[:cap(views)])
 	sh := q.sh
 	sh.spareMu.Lock()
-	for _, a := range [2][]Segment{segs, own} {
-		if cap(a) > 0 && len(sh.spare) < maxSpare {
-			sh.spare = append(sh.spare, a[:0])
-		}
-	}
+	sh.putSpareLocked(segs)
+	sh.putSpareLocked(own)
 	if cap(views) > 0 && len(sh.views) < maxSpare {
 		sh.views = append(sh.views, views[:0])
 	}
