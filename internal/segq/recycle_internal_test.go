@@ -141,12 +141,15 @@ func TestSpareLeavesAWaitingConnectionNoArray(t *testing.T) {
 	q.Spare(mine, views)
 	assert.Nil(t, q.segs)
 	require.Len(t, sh.spare, 1, "the consumer's array is spare")
-	require.Len(t, sh.views, 1, "and its views")
-	assert.Nil(t, views[0], "cleared: the spare holds no view")
+	assert.Empty(t, sh.views, "the views list has no room yet: a consumer never grows it")
+	assert.Nil(t, views[0], "cleared all the same")
 
 	push(1)
 	assert.Same(t, queued, unsafe.SliceData(q.segs), "the next push takes it")
 	assert.Empty(t, sh.spare)
+	assert.Positive(t, cap(sh.views), "and the producer made room for views")
+	q.Spare(nil, views)
+	require.Len(t, sh.views, 1, "which the next one keeps")
 
 	// An empty queue that still has an array gives it up too.
 	got, err := q.Take(nil, make([]Segment, 0, 4), true)
@@ -184,6 +187,22 @@ func TestSpareLeavesAWaitingConnectionNoArray(t *testing.T) {
 
 	sh.TrimSpare(0)
 	assert.Nil(t, sh.spare)
+	assert.Nil(t, sh.views)
+}
+
+// An idle trim gives back the room getSpare made in the lists, not only
+// their entries.
+func TestTrimSpareShrinksTheLists(t *testing.T) {
+	a, err := arena.New(arena.Config{BlockSize: arena.MinBlockSize, Blocks: 8})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	sh := NewShared(Config{Arena: a})
+	sh.spare = make([][]Segment, 1, maxSpare)
+	sh.spare[0] = make([]Segment, 0, 1)
+	sh.views = make([][][]byte, 0, maxSpare)
+	sh.TrimSpare(4)
+	assert.Len(t, sh.spare, 1)
+	assert.LessOrEqual(t, cap(sh.spare), 4)
 	assert.Nil(t, sh.views)
 }
 

@@ -189,8 +189,11 @@ type Shared struct {
 	spare [][]Segment
 	// views holds the arrays consumers that wait hand back (Queue.Spare)
 	// of their scratch for callbacks' views (a Reader's). Under spareMu.
-	views   [][][]byte
-	spareMu sync.Mutex
+	views [][][]byte
+	// viewsFull: a consumer found views full and dropped its array; the
+	// producer grows the list (getSpare). Under spareMu.
+	viewsFull bool
+	spareMu   sync.Mutex
 }
 
 // maxSpare bounds the spare segment arrays a Shared keeps.
@@ -263,15 +266,16 @@ func (sh *Shared) TrimSpare(keep int) {
 }
 
 // trimList keeps the first keep entries of list, in a list of their own
-// size.
+// size (getSpare may have made its capacity larger than its length).
 func trimList[T any](list []T, keep int) []T {
-	if len(list) <= keep {
+	if cap(list) <= keep {
 		return list
 	}
-	if keep == 0 {
+	n := min(len(list), keep)
+	if n == 0 {
 		return nil
 	}
-	return append([]T(nil), list[:keep]...)
+	return append([]T(nil), list[:n]...)
 }
 
 // drainedLocked empties q.segs after a take; mu is held. Not inlined: take's
@@ -295,23 +299,41 @@ func (sh *Shared) putSpare(segs []Segment) {
 		return
 	}
 	sh.spareMu.Lock()
-	sh.putSpareLocked(segs)
+	if len(sh.spare) < maxSpare {
+		sh.spare = append(sh.spare, segs[:0])
+	}
 	sh.spareMu.Unlock()
 }
 
-// putSpareLocked is putSpare with spareMu held.
+// putSpareLocked is putSpare for a consumer on a goroutine of its own, with
+// spareMu held: it never grows the list (an array that does not fit goes to
+// the garbage collector). Growing it would run the allocator deep in a
+// parking Reader's stack and move its goroutine to a larger stack for good
+// (TestBlockedReaderStackIsSmall); the producer grows the lists instead
+// (getSpare).
 func (sh *Shared) putSpareLocked(segs []Segment) {
-	if cap(segs) > 0 && len(sh.spare) < maxSpare {
+	if cap(segs) > 0 && len(sh.spare) < cap(sh.spare) {
 		sh.spare = append(sh.spare, segs[:0])
 	}
 }
 
-// getSpare returns a spare array, or nil when there is none.
+// getSpare returns a spare array, or nil when there is none. It runs on the
+// producer's goroutine, which grows the lists of spares when they run out
+// (see putSpareLocked): about as many as the arrays in use by then.
 func (sh *Shared) getSpare() []Segment {
 	sh.spareMu.Lock()
 	defer sh.spareMu.Unlock()
+	if sh.viewsFull {
+		sh.viewsFull = false
+		if c := min(maxSpare, max(16, 2*cap(sh.views))); c > cap(sh.views) {
+			sh.views = append(make([][][]byte, 0, c), sh.views...)
+		}
+	}
 	sp := sh.spare
 	if len(sp) == 0 {
+		if c := min(maxSpare, max(16, 2*cap(sp))); c > cap(sp) {
+			sh.spare = make([][]Segment, 0, c)
+		}
 		return nil
 	}
 	segs := sp[len(sp)-1]
@@ -343,8 +365,12 @@ func (q *Queue) Spare(segs []Segment, views [][]byte) {
 	sh.spareMu.Lock()
 	sh.putSpareLocked(segs)
 	sh.putSpareLocked(own)
-	if cap(views) > 0 && len(sh.views) < maxSpare {
-		sh.views = append(sh.views, views[:0])
+	if cap(views) > 0 {
+		if len(sh.views) < cap(sh.views) {
+			sh.views = append(sh.views, views[:0])
+		} else {
+			sh.viewsFull = true
+		}
 	}
 	sh.spareMu.Unlock()
 }
