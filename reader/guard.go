@@ -17,8 +17,13 @@ const (
 // Close from another goroutine waits for the call to return before giving
 // the Reader's blocks back.
 func (r *Reader) enter() error {
-	if r.inCb {
-		return ErrReentrant // called from one of the Reader's own callbacks
+	if !r.guarded && r.inCb {
+		// Called from one of the Reader's own callbacks. (A guarded
+		// Reader's callbacks run with the guard held, so the CAS below
+		// refuses such a call; and inCb must not be read there, where
+		// another goroutine may be calling while the guard holder's end
+		// writes it.)
+		return ErrReentrant
 	}
 	if r.guarded && !r.gs.CompareAndSwap(gsIdle, gsBusy) {
 		switch r.gs.Load() {
