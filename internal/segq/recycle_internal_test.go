@@ -140,16 +140,23 @@ func TestSpareLeavesAWaitingConnectionNoArray(t *testing.T) {
 	views := [][]byte{make([]byte, 1), nil}
 	q.Spare(mine, views)
 	assert.Nil(t, q.segs)
-	require.Len(t, sh.spare, 1, "the consumer's array is spare")
-	assert.Empty(t, sh.views, "the views list has no room yet: a consumer never grows it")
+	assert.Empty(t, sh.spare, "no room yet, and a consumer never grows the lists: dropped")
+	assert.Empty(t, sh.views)
 	assert.Nil(t, views[0], "cleared all the same")
 
 	push(1)
-	assert.Same(t, queued, unsafe.SliceData(q.segs), "the next push takes it")
+	assert.Positive(t, cap(sh.spare), "the producer made room")
+	assert.Positive(t, cap(sh.views))
+	mine, err = q.Take(nil, nil, true)
+	require.NoError(t, err)
+	q.Done(mine[0])
+	mine[0] = Segment{}
+	q.Spare(mine[:0], views)
+	require.Len(t, sh.spare, 1, "the next wait keeps the consumer's array")
+	require.Len(t, sh.views, 1, "and its views")
+	push(1)
+	assert.Same(t, unsafe.SliceData(mine), unsafe.SliceData(q.segs), "the next push takes it")
 	assert.Empty(t, sh.spare)
-	assert.Positive(t, cap(sh.views), "and the producer made room for views")
-	q.Spare(nil, views)
-	require.Len(t, sh.views, 1, "which the next one keeps")
 
 	// An empty queue that still has an array gives it up too.
 	got, err := q.Take(nil, make([]Segment, 0, 4), true)

@@ -190,10 +190,10 @@ type Shared struct {
 	// views holds the arrays consumers that wait hand back (Queue.Spare)
 	// of their scratch for callbacks' views (a Reader's). Under spareMu.
 	views [][][]byte
-	// viewsFull: a consumer found views full and dropped its array; the
-	// producer grows the list (getSpare). Under spareMu.
-	viewsFull bool
-	spareMu   sync.Mutex
+	// spareFull, viewsFull: a consumer found that list full and dropped
+	// its array; the producer grows the list (getSpare). Under spareMu.
+	spareFull, viewsFull bool
+	spareMu              sync.Mutex
 }
 
 // maxSpare bounds the spare segment arrays a Shared keeps.
@@ -312,28 +312,40 @@ func (sh *Shared) putSpare(segs []Segment) {
 // (TestBlockedReaderStackIsSmall); the producer grows the lists instead
 // (getSpare).
 func (sh *Shared) putSpareLocked(segs []Segment) {
-	if cap(segs) > 0 && len(sh.spare) < cap(sh.spare) {
+	switch {
+	case cap(segs) == 0:
+	case len(sh.spare) < cap(sh.spare):
 		sh.spare = append(sh.spare, segs[:0])
+	default:
+		sh.spareFull = true
 	}
 }
 
+// grow returns list with room for about twice as many entries (at least 16,
+// at most maxSpare), its entries kept.
+func grow[T any](list []T) []T {
+	if c := min(maxSpare, max(16, 2*cap(list))); c > cap(list) {
+		return append(make([]T, 0, c), list...)
+	}
+	return list
+}
+
 // getSpare returns a spare array, or nil when there is none. It runs on the
-// producer's goroutine, which grows the lists of spares when they run out
-// (see putSpareLocked): about as many as the arrays in use by then.
+// producer's goroutine, which grows a list of spares that a consumer found
+// full (see putSpareLocked).
 func (sh *Shared) getSpare() []Segment {
 	sh.spareMu.Lock()
 	defer sh.spareMu.Unlock()
+	if sh.spareFull {
+		sh.spareFull = false
+		sh.spare = grow(sh.spare)
+	}
 	if sh.viewsFull {
 		sh.viewsFull = false
-		if c := min(maxSpare, max(16, 2*cap(sh.views))); c > cap(sh.views) {
-			sh.views = append(make([][][]byte, 0, c), sh.views...)
-		}
+		sh.views = grow(sh.views)
 	}
 	sp := sh.spare
 	if len(sp) == 0 {
-		if c := min(maxSpare, max(16, 2*cap(sp))); c > cap(sp) {
-			sh.spare = make([][]Segment, 0, c)
-		}
 		return nil
 	}
 	segs := sp[len(sp)-1]
