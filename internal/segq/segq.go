@@ -312,13 +312,30 @@ func (sh *Shared) putSpare(segs []Segment) {
 // (TestBlockedReaderStackIsSmall); the producer grows the lists instead
 // (getSpare).
 func (sh *Shared) putSpareLocked(segs []Segment) {
-	switch {
-	case cap(segs) == 0:
-	case len(sh.spare) < cap(sh.spare):
-		sh.spare = append(sh.spare, segs[:0])
-	default:
-		sh.spareFull = true
+	if cap(segs) > 0 {
+		putInRoom(&sh.spare, segs[:0], &sh.spareFull)
 	}
+}
+
+// putInRoom appends v to *list if it has room, else sets *full.
+func putInRoom[T any](list *[]T, v T, full *bool) {
+	if len(*list) < cap(*list) {
+		*list = append(*list, v)
+	} else {
+		*full = true
+	}
+}
+
+// popLast removes and returns the last entry of *list, or the zero T.
+func popLast[T any](list *[]T) (v T) {
+	l := *list
+	if len(l) == 0 {
+		return v
+	}
+	v = l[len(l)-1]
+	clear(l[len(l)-1:])
+	*list = l[:len(l)-1]
+	return v
 }
 
 // grow returns list with room for about twice as many entries (at least 16,
@@ -344,14 +361,7 @@ func (sh *Shared) getSpare() []Segment {
 		sh.viewsFull = false
 		sh.views = grow(sh.views)
 	}
-	sp := sh.spare
-	if len(sp) == 0 {
-		return nil
-	}
-	segs := sp[len(sp)-1]
-	sp[len(sp)-1] = nil
-	sh.spare = sp[:len(sp)-1]
-	return segs
+	return popLast(&sh.spare)
 }
 
 // Spare is for a consumer about to wait on a queue whose producer runs on
@@ -378,11 +388,7 @@ func (q *Queue) Spare(segs []Segment, views [][]byte) {
 	sh.putSpareLocked(segs)
 	sh.putSpareLocked(own)
 	if cap(views) > 0 {
-		if len(sh.views) < cap(sh.views) {
-			sh.views = append(sh.views, views[:0])
-		} else {
-			sh.viewsFull = true
-		}
+		putInRoom(&sh.views, views[:0], &sh.viewsFull)
 	}
 	sh.spareMu.Unlock()
 }
@@ -392,13 +398,7 @@ func (q *Queue) Views() [][]byte {
 	sh := q.sh
 	sh.spareMu.Lock()
 	defer sh.spareMu.Unlock()
-	if len(sh.views) == 0 {
-		return nil
-	}
-	v := sh.views[len(sh.views)-1]
-	sh.views[len(sh.views)-1] = nil
-	sh.views = sh.views[:len(sh.views)-1]
-	return v
+	return popLast(&sh.views)
 }
 
 // moveLocked appends every queued segment to dst and empties q.segs; mu is
