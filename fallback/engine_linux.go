@@ -54,6 +54,7 @@ type Engine struct {
 
 	// Owned by the loop goroutine.
 	tail    tailBlock
+	bufs    [unix.MaxReadv][]byte // scratch for one read's buffers
 	events  []unix.EpollEvent
 	ready   []*conn
 	starved []*conn
@@ -314,12 +315,14 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 	e.readFrom(c, ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 }
 
-// readFrom reads c into the tail block up to ReadsPerEvent times. hangup
-// says epoll reported the peer's end or an error along with the event.
+// readFrom reads c up to ReadsPerEvent times, each read into the tail block
+// and, while the arena has blocks to spare, blocks after it (readv(2)).
+// hangup says epoll reported the peer's end or an error along with the
+// event.
 func (e *Engine) readFrom(c *conn, hangup bool) {
 	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
-		buf, ok := e.tail.room()
-		if !ok {
+		bufs := e.tail.rooms(e.bufs[:0])
+		if len(bufs) == 0 {
 			// No block to read into; but an end of stream or a reset needs
 			// none, and must not wait for the arena. Only an event that
 			// reported one is worth the look (a syscall per event while the
@@ -343,17 +346,16 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 			} // else nothing to read after all: stay watched
 			return
 		}
-		n, err := unix.Read(c.fd, buf)
+		n, err := unix.Readv(c.fd, bufs)
 		switch {
 		case n > 0:
-			ref, off := e.tail.claim(n)
 			e.markReady(c)
-			if c.sink.Deliver(ref, off, n) {
+			if e.deliver(c, n) {
 				c.state = statePaused
 				e.unwatch(c)
 				return
 			}
-			if n < len(buf) {
+			if n < sumLen(bufs) {
 				return // the socket is drained; epoll says when there is more
 			}
 		case err == nil: // n == 0: orderly end of stream
@@ -367,6 +369,31 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 			return
 		}
 	}
+}
+
+// deliver hands the n bytes a read just put into the tail block (and the
+// blocks after it) to c's sink, a segment per block. It reports whether the
+// sink asked to pause; every byte is delivered either way.
+func (e *Engine) deliver(c *conn, n int) (pause bool) {
+	for n > 0 {
+		ref, off, m := e.tail.claim(n)
+		if m == 0 {
+			panic("zcio/fallback: a read filled more than the blocks it was given") // a bug in rooms/claim
+		}
+		if c.sink.Deliver(ref, off, m) {
+			pause = true
+		}
+		n -= m
+	}
+	return pause
+}
+
+func sumLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }
 
 func (e *Engine) markReady(c *conn) {
@@ -507,7 +534,7 @@ func (e *Engine) shutdown() {
 		e.detach(c)
 	})
 	e.starved = e.starved[:0]
-	e.tail.retire()
+	e.tail.retireAll()
 	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
 	unix.Close(e.epfd)
 }

@@ -2,7 +2,11 @@
 
 package unix
 
-import linux "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	linux "golang.org/x/sys/unix"
+)
 
 // Epoll and eventfd constants (epoll_ctl(2), eventfd(2)).
 const (
@@ -41,6 +45,46 @@ func Eventfd(initval uint, flags int) (int, error) { return linux.Eventfd(initva
 
 // Read reads from fd into p (read(2)).
 func Read(fd int, p []byte) (int, error) { return linux.Read(fd, p) }
+
+// MaxReadv is the most buffers one [Readv] fills.
+const MaxReadv = 8
+
+// Readv reads from fd into the buffers in
+// order with one readv(2), like Read into their concatenation. It reads
+// into at most MaxReadv of them and does not allocate: the iovec array
+// lives on the stack for the call, and the kernel writes only into the
+// buffers themselves. With no room at all it returns 0, nil without a
+// system call, as read(2) of zero bytes does: callers must not take that
+// for the end of the stream.
+//
+// It goes through Syscall, as Read does, so the runtime may hand the
+// thread's P to other goroutines during a long read. (RawSyscall, which
+// keeps the P, saved a wake-up per read in handler mode but cost blocking
+// mode up to 20% at 1,000 connections: its reader goroutines waited for a
+// P.)
+func Readv(fd int, bufs [][]byte) (int, error) {
+	var iov [MaxReadv]linux.Iovec
+	k := 0
+	for _, b := range bufs {
+		if k == len(iov) {
+			break
+		}
+		if len(b) == 0 {
+			continue
+		}
+		iov[k].Base = unsafe.SliceData(b)
+		iov[k].SetLen(len(b))
+		k++
+	}
+	if k == 0 {
+		return 0, nil
+	}
+	n, _, e := linux.Syscall(linux.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(n), nil
+}
 
 // Write writes p to fd (write(2)).
 func Write(fd int, p []byte) (int, error) { return linux.Write(fd, p) }
