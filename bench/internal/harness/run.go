@@ -204,6 +204,8 @@ type cpuSample struct {
 	tasks map[int]procfs.Stat
 	ours  map[int]bool
 	forks uint64
+	cpu   procfs.CPUTimes   // the machine's, softirq included
+	net   map[string]uint64 // the machine's TCP counters (nil if unreadable)
 }
 
 func sampleCPU(pids ...int) cpuSample {
@@ -213,6 +215,8 @@ func sampleCPU(pids ...int) cpuSample {
 	}
 	s.tasks, _ = procfs.Tasks()
 	s.forks, _ = procfs.Forks()
+	s.cpu, _ = procfs.MachineCPU()
+	s.net, _ = procfs.NetCounters()
 	return s
 }
 
@@ -374,6 +378,7 @@ func (r *runner) runTimed(c Contender, cs Case, run *Run) (err error) {
 	}
 	run.Load = &lr
 	timedMetrics(cs, s0, s1, lr, run.Metrics)
+	machineMetrics(c0, c1, s1.Bytes-s0.Bytes, run.Metrics)
 	if s1.Msgs == s0.Msgs {
 		return fmt.Errorf("server handled no message in the window (load errors: %d %s)", lr.Errors, lr.FirstError)
 	}
@@ -410,6 +415,34 @@ func timedMetrics(cs Case, s0, s1 server.Snapshot, lr load.Result, m map[string]
 		m["allocs/msg"] = allocs / msgs
 		m["GC CPU %"] = 100 * (s1.GCCPU - s0.GCCPU) / dt
 	}
+}
+
+// machineMetrics adds what the whole machine did during a timed run's
+// window: CPU per GB received (busy time of every CPU, so the load
+// generator's and the softirqs' too) and the part of it spent in softirqs
+// (the network stack's receive path; this kernel accounts it to no process,
+// so "CPU s/GB", the server's own, leaves it out), and the TCP
+// retransmissions and retransmission timeouts. The counters are the
+// machine's: on loopback the run's traffic is most of it, and "others CPU"
+// says when something else ran.
+func machineMetrics(a, b cpuSample, bytes uint64, m map[string]float64) {
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 {
+		return
+	}
+	if gb := float64(bytes) / 1e9; gb > 0 && b.cpu.Total > a.cpu.Total {
+		busy := (b.cpu.Total - b.cpu.Idle) - (a.cpu.Total - a.cpu.Idle)
+		m["machine CPU s/GB"] = busy.Seconds() / gb
+		m["softirq s/GB"] = (b.cpu.SoftIRQ - a.cpu.SoftIRQ).Seconds() / gb
+	}
+	if a.net == nil || b.net == nil {
+		return
+	}
+	delta := func(k string) float64 { return float64(b.net[k] - a.net[k]) }
+	if out := delta("Tcp.OutSegs"); out > 0 {
+		m["retrans %"] = 100 * delta("Tcp.RetransSegs") / out
+	}
+	m["RTO/s"] = delta("TcpExt.TCPTimeouts") / dt
 }
 
 // runIdle measures resident memory per connection: before any connection,

@@ -53,3 +53,31 @@ func TestLiveReads(t *testing.T) {
 	assert.Positive(t, m.RSS)
 	assert.GreaterOrEqual(t, m.Peak, m.RSS)
 }
+
+func TestParseNetCounters(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn OutSegs RetransSegs\nTcp: 1 -1 1000 25\n"
+	out := map[string]uint64{}
+	require.NoError(t, ParseNetCounters([]byte(snmp), out))
+	assert.Equal(t, map[string]uint64{"Ip.Forwarding": 1, "Ip.DefaultTTL": 64, "Tcp.RtoAlgorithm": 1, "Tcp.OutSegs": 1000, "Tcp.RetransSegs": 25}, out,
+		"a negative gauge (MaxConn) is left out")
+	assert.ErrorIs(t, ParseNetCounters([]byte("Tcp: A B\n"), out), ErrFormat, "names without values")
+	assert.ErrorIs(t, ParseNetCounters([]byte("Tcp: A B\nUdp: 1 2\n"), out), ErrFormat, "values of another group")
+	assert.ErrorIs(t, ParseNetCounters([]byte("Tcp: A B\nTcp: 1 x\n"), out), ErrFormat, "a value that is not a number")
+	if b, err := os.ReadFile("/proc/net/netstat"); err == nil {
+		live := map[string]uint64{}
+		require.NoError(t, ParseNetCounters(b, live), "this machine's /proc/net/netstat")
+		assert.Contains(t, live, "TcpExt.TCPTimeouts")
+	}
+}
+
+func TestParseMachineCPU(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	c, err := ParseMachineCPU([]byte("cpu  100 1 50 800 9 2 30 8 40 0\ncpu0 50 0 25 400 4 1 15 4 20 0\nprocesses 3\n"))
+	require.NoError(t, err)
+	assert.Equal(t, CPUTimes{Total: 1000 * ClockTick, Idle: 809 * ClockTick, SoftIRQ: 30 * ClockTick}, c,
+		"guest time is already in user time")
+	_, err = ParseMachineCPU([]byte("cpu  1 2 3\n"))
+	assert.ErrorIs(t, err, ErrFormat)
+	_, err = ParseMachineCPU([]byte("cpu0 1 2 3 4 5 6 7\n"))
+	assert.ErrorIs(t, err, ErrFormat, "no machine-wide line")
+}
