@@ -10,7 +10,7 @@
 // connections land one after another in the same block, so memory follows
 // data in flight: an idle connection holds no block, and many small messages
 // share one block instead of using one each. While the arena has blocks to
-// spare, one readv(2) also fills blocks after the current one, up to 64 KiB
+// spare, one readv(2) also fills blocks after the current one, about 64 KiB
 // in all (a segment per block): as many system calls per byte as a read
 // into a 64 KiB buffer. The engine gives back the blocks it took ahead
 // before it sleeps.

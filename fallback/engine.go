@@ -23,7 +23,10 @@ type Sink interface {
 	// reference to the block that the sink now owns and must release. The
 	// bytes outside that range belong to other segments, possibly of other
 	// connections. Deliver returns true to pause the connection (it holds
-	// enough) until [Engine.Resume].
+	// enough) until [Engine.Resume]. One read may deliver several segments
+	// (a block each); the answer to its last segment counts: a false after
+	// a true means the sink lifted that pause itself (its consumer drained
+	// meanwhile) and will not ask for a Resume.
 	Deliver(ref arena.Ref, off, n int) (pause bool)
 	// Flush is called once after a batch of Deliver calls.
 	Flush()

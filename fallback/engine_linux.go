@@ -365,24 +365,23 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 			return
 		case errors.Is(err, unix.EINTR):
 		default:
-			e.end(c, os.NewSyscallError("read", err))
+			e.end(c, os.NewSyscallError("readv", err))
 			return
 		}
 	}
 }
 
 // deliver hands the n bytes a read just put into the tail block (and the
-// blocks after it) to c's sink, a segment per block. It reports whether the
-// sink asked to pause; every byte is delivered either way.
+// blocks after it) to c's sink, a segment per block, and reports whether the
+// sink asked to pause: its answer to the last segment (see Sink.Deliver).
+// Every byte is delivered either way.
 func (e *Engine) deliver(c *conn, n int) (pause bool) {
 	for n > 0 {
 		ref, off, m := e.tail.claim(n)
 		if m == 0 {
 			panic("zcio/fallback: a read filled more than the blocks it was given") // a bug in rooms/claim
 		}
-		if c.sink.Deliver(ref, off, m) {
-			pause = true
-		}
+		pause = c.sink.Deliver(ref, off, m)
 		n -= m
 	}
 	return pause

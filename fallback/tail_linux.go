@@ -8,8 +8,8 @@ import (
 )
 
 // readTarget is how many bytes one read asks for when the arena has blocks
-// to spare: the tail block's free part and as many fresh blocks after it
-// as make this much, filled by one readv(2). It matches the 64 KiB buffer
+// to spare: the tail block's free part and fresh blocks after it while they
+// add up to less than this (so up to a block more), filled by one readv(2). It matches the 64 KiB buffer
 // a goroutine-per-connection server reads into: a read per block (16 KiB
 // by default) costs about four times the system calls and ACKs per byte.
 const readTarget = 64 << 10
@@ -25,9 +25,10 @@ const maxAhead = unix.MaxReadv - 1
 // the engine stops.
 //
 // A read may run past the tail block into blocks taken ahead (ahead); the
-// first of them becomes the tail when the tail is full. The engine holds
-// those only while it is busy and only while the arena has plenty free
-// (spareOK): it gives them back before it sleeps (retireIfUnshared).
+// first of them becomes the tail when the tail is full. The engine takes
+// them only while the arena has plenty free (spareOK), at most one per 16
+// blocks of the arena, and gives back those a read left unused before it
+// sleeps (retireIfUnshared).
 type tailBlock struct {
 	a       *arena.Arena
 	ref     arena.Ref
@@ -76,7 +77,11 @@ func (t *tailBlock) rooms(bufs [][]byte) [][]byte {
 	}
 	bufs = append(bufs, buf)
 	bs := t.a.BlockSize()
-	for i, want := 0, readTarget-len(buf); want > 0 && len(bufs) < cap(bufs) && i < maxAhead; i++ {
+	// At most one block ahead per 16 of the arena: a reader caps the blocks
+	// one connection may hold at an eighth of them (segq.Config.MaxBlocks),
+	// and a single read must not reach that cap on its own.
+	limit := min(maxAhead, t.a.Len()/16)
+	for i, want := 0, readTarget-len(buf); want > 0 && len(bufs) < cap(bufs) && i < limit; i++ {
 		if i == t.nAhead {
 			if !t.spareOK() {
 				break

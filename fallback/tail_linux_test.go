@@ -24,7 +24,7 @@ func newTailArena(t *testing.T, blocks int) *arena.Arena {
 // are claimed block by block, in order, the first block ahead becomes the
 // tail, and the engine gives back what it took ahead before it sleeps.
 func TestTailReadSpansBlocks(t *testing.T) {
-	a := newTailArena(t, 16)
+	a := newTailArena(t, 128)
 	tb := tailBlock{a: a, minRoom: 1024}
 	bufs := tb.rooms(make([][]byte, 0, unix.MaxReadv))
 	require.Len(t, bufs, unix.MaxReadv, "4 KiB blocks: the tail and 7 ahead, short of readTarget")
@@ -83,27 +83,34 @@ func TestTailReadSpansBlocks(t *testing.T) {
 
 // Near a dry arena a read stays within the tail block: blocks ahead are
 // taken only while more than the reserve plus a quarter of the arena are
-// free.
+// free, and at most one per 16 blocks of the arena.
 func TestTailTakesNoBlocksAheadNearDry(t *testing.T) {
-	a := newTailArena(t, 8)
+	a := newTailArena(t, 32)
 	var held []arena.Ref
-	for range 5 {
+	for range 22 {
 		r, ok := a.Take()
 		require.True(t, ok)
 		held = append(held, r)
 	}
 	tb := tailBlock{a: a, minRoom: 1024, reserve: 1}
 	bufs := tb.rooms(make([][]byte, 0, unix.MaxReadv))
-	assert.Len(t, bufs, 1, "3 free, 1 reserved: no block to spare")
+	assert.Len(t, bufs, 1, "10 free, 1 reserved, a quarter is 8: no block to spare")
 	tb.retireAll()
-	for _, r := range held[:2] {
+	a.Release(held[0])
+	bufs = tb.rooms(make([][]byte, 0, unix.MaxReadv))
+	assert.Len(t, bufs, 2, "11 free: the tail, and one ahead while 10 stay free")
+	tb.retireAll()
+	for _, r := range held[1:] {
 		a.Release(r)
 	}
 	bufs = tb.rooms(make([][]byte, 0, unix.MaxReadv))
-	assert.Len(t, bufs, 2, "5 free: the tail, and one ahead while 4 stay free")
+	assert.Len(t, bufs, 3, "32 free: the tail and 2 ahead, one per 16 blocks")
 	tb.retireAll()
-	for _, r := range held[2:] {
-		a.Release(r)
-	}
 	assert.Zero(t, a.InUse())
+
+	small := newTailArena(t, 15)
+	tb = tailBlock{a: small, minRoom: 1024}
+	assert.Len(t, tb.rooms(make([][]byte, 0, unix.MaxReadv)), 1, "under 16 blocks: one block per read")
+	tb.retireAll()
+	assert.Zero(t, small.InUse())
 }

@@ -168,7 +168,11 @@ type econn struct {
 // the same contract. Every method runs on the engine's loop goroutine.
 type Sink interface {
 	// Deliver hands over bytes [off, off+n) of block ref with one reference
-	// the sink now owns. It returns true to pause the connection.
+	// the sink now owns. It returns true to pause the connection until
+	// Resume. A receive bundle is delivered a block at a time, and the
+	// latest answer counts: a false after a true means the sink lifted that
+	// pause itself (its consumer drained meanwhile) and will not ask for a
+	// Resume, so the connection receives again.
 	Deliver(ref arena.Ref, off, n int) (pause bool)
 	// Flush is called once after a batch of Deliver calls.
 	Flush()
@@ -691,10 +695,17 @@ func (e *Engine) complete(cqe *CQE) {
 			parts++
 			ref, off, n := e.claimPart(id, left, rv.BufMore)
 			if !c.detach && (c.state == cArmed || c.state == cPaused || c.state == cStarved) {
-				if c.sink.Deliver(ref, off, n) && c.state == cArmed {
+				pause := c.sink.Deliver(ref, off, n)
+				switch {
+				case pause && c.state == cArmed:
 					c.state = cPaused
 					e.stats.paused.Add(1)
 					e.cancelRecv(c)
+				case !pause && c.state == cPaused:
+					// A later block's push found the consumer drained and
+					// lifted the pause an earlier one asked for: no Resume
+					// will come for it.
+					e.resume(c)
 				}
 			} else {
 				e.a.Release(ref) // ended or detaching: nobody wants these bytes
@@ -851,11 +862,7 @@ func (e *Engine) commands() (shutdown bool) {
 			}
 		case eopResume:
 			if c.state == cPaused {
-				c.state = cArmed
-				if !c.armed {
-					e.arm(c)
-				}
-				// else: the cancel's final CQE re-arms it.
+				e.resume(c)
 			}
 		case eopDetach:
 			c.detach = true
@@ -869,6 +876,15 @@ func (e *Engine) commands() (shutdown bool) {
 		}
 	}
 	return shutdown
+}
+
+// resume makes a paused connection receive again.
+func (e *Engine) resume(c *econn) {
+	c.state = cArmed
+	if !c.armed {
+		e.arm(c)
+	}
+	// else: the cancel's final CQE re-arms it.
 }
 
 func (e *Engine) finishDetach(c *econn) {

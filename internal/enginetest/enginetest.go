@@ -67,6 +67,7 @@ func Run(t *testing.T, s Suite) {
 		{"DryArenaStillSeesEndOfStream", testDryArenaStillSeesEndOfStream},
 		{"DryArenaAfterFullReadSeesEndOfStream", testDryArenaAfterFullReadSeesEndOfStream},
 		{"PauseAndResume", testPauseAndResume},
+		{"LaterSegmentLiftsPause", testLaterSegmentLiftsPause},
 		{"ResetIsAnError", testResetIsAnError},
 		{"CloseEndsEveryConnection", testCloseEndsEveryConnection},
 		{"AttachRejectsBadFD", testAttachRejectsBadFD},
@@ -83,17 +84,23 @@ func Run(t *testing.T, s Suite) {
 type recorder struct {
 	a *arena.Arena
 
-	mu       sync.Mutex
-	got      bytes.Buffer
-	held     []arena.Ref // references kept when hold is set
-	hold     bool
-	pauseAt  int // pause once this many bytes are held (0: never)
-	segments int
-	blocks   map[uint16]bool // ids of the blocks segments were in
-	stale    bool            // a segment reached past its block
-	flushes  int
-	endErr   error
-	changed  chan struct{} // signalled after every callback
+	mu      sync.Mutex
+	got     bytes.Buffer
+	held    []arena.Ref // references kept when hold is set
+	hold    bool
+	pauseAt int // pause once this many bytes are held (0: never)
+	// pauseOnce: answer the first Deliver with pause and every later one
+	// with go on, as a queue does whose consumer drained between two
+	// pushes of one receive; Resume is never asked for.
+	pauseOnce  bool
+	pausedOnce bool
+	firstBatch int // Deliver calls before the first Flush
+	segments   int
+	blocks     map[uint16]bool // ids of the blocks segments were in
+	stale      bool            // a segment reached past its block
+	flushes    int
+	endErr     error
+	changed    chan struct{} // signalled after every callback
 
 	ended    chan struct{}
 	detached chan struct{}
@@ -108,6 +115,9 @@ func (r *recorder) Deliver(ref arena.Ref, off, n int) bool {
 	defer r.signal()
 	defer r.mu.Unlock()
 	r.segments++
+	if r.flushes == 0 {
+		r.firstBatch++
+	}
 	if r.blocks == nil {
 		r.blocks = map[uint16]bool{}
 	}
@@ -116,6 +126,12 @@ func (r *recorder) Deliver(ref arena.Ref, off, n int) bool {
 		r.stale = true
 	}
 	r.got.Write(r.a.Bytes(ref.ID())[off : off+n])
+	if r.pauseOnce {
+		r.a.Release(ref)
+		first := !r.pausedOnce
+		r.pausedOnce = true
+		return first
+	}
 	if r.hold {
 		r.held = append(r.held, ref)
 		return r.pauseAt > 0 && r.heldBytesLocked() >= r.pauseAt
@@ -557,6 +573,47 @@ func testPauseAndResume(t *testing.T, s Suite) {
 	rec.waitLen(t, len(want), 5*time.Second)
 	assert.Equal(t, want, rec.bytes())
 	rec.releaseHeld()
+	peer.Close()
+	waitClosed(t, rec.ended, "end of stream")
+}
+
+// One receive may be delivered as several segments (a block each). A sink
+// may answer an early one with pause and a later one with go on: its queue
+// found the consumer drained in between and lifted the pause itself, so it
+// will not ask for a Resume. The engine must follow the latest answer; a
+// connection left paused would never be read again.
+func testLaterSegmentLiftsPause(t *testing.T, s Suite) {
+	f := newFixture(t, s, 64, 4096)
+	fd, peer := socketpair(t)
+	// Queued before the engine sees the socket, so that its first receive
+	// spans several blocks.
+	want := pattern(40<<10, 11)
+	_, err := peer.Write(want[:32<<10])
+	require.NoError(t, err)
+	rec := newRecorder(f.a)
+	rec.pauseOnce = true
+	attach(t, f, fd, rec)
+	deadline := time.After(5 * time.Second)
+	for {
+		rec.mu.Lock()
+		flushed, first := rec.flushes > 0, rec.firstBatch
+		rec.mu.Unlock()
+		if flushed {
+			if first < 2 {
+				t.Skip("the engine's first receive filled one block here: no later segment to lift the pause")
+			}
+			break
+		}
+		select {
+		case <-rec.changed:
+		case <-deadline:
+			require.FailNow(t, "timeout waiting for the first batch")
+		}
+	}
+	_, err = peer.Write(want[32<<10:])
+	require.NoError(t, err)
+	rec.waitLen(t, len(want), 5*time.Second)
+	assert.Equal(t, want, rec.bytes())
 	peer.Close()
 	waitClosed(t, rec.ended, "end of stream")
 }
