@@ -17,14 +17,11 @@ import (
 // takes nothing, and allocates nothing but an error (the engines call it on
 // their loops).
 func TestPeekEnd(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer syscall.Close(fds[0])
-	require.NoError(t, syscall.SetNonblock(fds[0], true))
+	fds := nonblockingPair(t)
 	end, waiting := unix.PeekEnd(fds[0])
 	assert.NoError(t, end, "nothing to read yet")
 	assert.False(t, waiting, "nothing to read yet")
-	_, err = syscall.Write(fds[1], []byte("ab"))
+	_, err := syscall.Write(fds[1], []byte("ab"))
 	require.NoError(t, err)
 	end, waiting = unix.PeekEnd(fds[0])
 	require.NoError(t, end)
@@ -34,8 +31,22 @@ func TestPeekEnd(t *testing.T) {
 	got, err := syscall.Read(fds[0], buf[:])
 	require.NoError(t, err)
 	assert.Equal(t, "ab", string(buf[:got]), "the peek took nothing")
-	require.NoError(t, syscall.Close(fds[1]))
+	require.NoError(t, syscall.Shutdown(fds[1], syscall.SHUT_WR))
 	end, waiting = unix.PeekEnd(fds[0])
 	assert.ErrorIs(t, end, io.EOF, "the end of the stream")
 	assert.False(t, waiting)
+}
+
+// nonblockingPair returns a connected AF_UNIX stream pair, the first end
+// non-blocking, both closed when the test ends.
+func nonblockingPair(t *testing.T) [2]int {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = syscall.Close(fds[0])
+		_ = syscall.Close(fds[1])
+	})
+	require.NoError(t, syscall.SetNonblock(fds[0], true))
+	return fds
 }

@@ -16,13 +16,8 @@ import (
 // MaxReadv of them, reports EAGAIN on an empty non-blocking socket and
 // allocates nothing.
 func TestReadv(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer syscall.Close(fds[0])
-	defer syscall.Close(fds[1])
-	require.NoError(t, syscall.SetNonblock(fds[0], true))
-
-	_, err = unix.Readv(fds[0], [][]byte{make([]byte, 4)})
+	fds := nonblockingPair(t)
+	_, err := unix.Readv(fds[0], [][]byte{make([]byte, 4)})
 	assert.ErrorIs(t, err, unix.EAGAIN, "nothing to read yet")
 
 	_, err = syscall.Write(fds[1], []byte("0123456789"))
