@@ -124,9 +124,10 @@ func TestIdleTrimOff(t *testing.T) {
 			c, err := ln.Accept()
 			require.NoError(t, err)
 			defer c.Close()
-			_, err = peer.Write(make([]byte, 256<<10))
+			lim := c.Reader().Limit()
+			_, err = peer.Write(make([]byte, lim))
 			require.NoError(t, err)
-			_, err = c.Reader().Discard(c.Reader().Limit())
+			_, err = c.Reader().Discard(lim)
 			require.NoError(t, err)
 			time.Sleep(300 * time.Millisecond) // three default trim delays
 			assert.Zero(t, a.Stats().Trimmed, "a trim ran with WithIdleTrim(-1)")
