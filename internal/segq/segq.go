@@ -437,8 +437,11 @@ func (q *Queue) WouldPause(n int) bool {
 
 // Push appends s, whose block reference the queue now owns. It returns true
 // when the producer should stop receiving for this connection until
-// Config.OnResume is called: the queued bytes reached the limit, or the
-// consumer has closed the queue (then s was given back at once). An empty
+// Config.OnResume is called: the queued bytes reached the limit (now or at
+// an earlier push whose pause still stands), or the consumer has closed the
+// queue (then s was given back at once). False means no pause stands: a
+// producer that got true for an earlier segment of the same receive may go
+// on, and no OnResume will come for that pause. An empty
 // segment is given back at once. Push panics if s reaches past the end of its
 // block: that is a bug in the producer. It never blocks, and allocates only
 // when the queue outgrows its largest backlog so far.
@@ -482,7 +485,11 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	}
 	q.mu.Unlock()
 	if !full {
-		return false
+		// Not full, but a pause an earlier push asked for may still stand
+		// (the consumer has not drained to half yet): say so, so that an
+		// engine delivering one receive as several segments, which follows
+		// the latest answer, does not resume before OnResume.
+		return q.rs.paused()
 	}
 	// Done does not take the lock: the consumer may have drained between
 	// Add and Store without seeing paused. Look again so that the producer

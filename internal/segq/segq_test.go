@@ -102,6 +102,36 @@ func TestPauseAndResume(t *testing.T) {
 	assert.Zero(t, a.InUse())
 }
 
+// A push under the limit while an earlier pause stands still says pause
+// (an engine follows the latest answer of a receive's segments and must not
+// resume before OnResume); once the consumer has lifted the pause, pushes
+// say go on.
+func TestPushUnderLimitKeepsAStandingPause(t *testing.T) {
+	a := newArena(t, 8)
+	var resumes atomic.Int32
+	q := segq.New(segq.Config{Arena: a, Limit: 100, OnResume: func() { resumes.Add(1) }})
+	assert.False(t, q.Push(seg(t, a, 0, 30)))
+	assert.False(t, q.Push(seg(t, a, 0, 30)))
+	assert.True(t, q.Push(seg(t, a, 0, 40)), "limit reached")
+	got, err := q.Take(nil, nil, true)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	q.Done(got[0]) // 70 pending: above half the limit, the pause stands
+	assert.True(t, q.Push(seg(t, a, 0, 10)), "80 pending, under the limit: the pause stands")
+	assert.Zero(t, resumes.Load())
+	q.Done(got[1]) // 50 pending: half the limit
+	assert.Equal(t, int32(1), resumes.Load(), "the consumer lifts the pause")
+	assert.False(t, q.Push(seg(t, a, 0, 10)), "no pause stands")
+	q.Done(got[2])
+	rest, err := q.Take(nil, nil, true)
+	require.NoError(t, err)
+	for _, s := range rest {
+		q.Done(s)
+	}
+	q.Close()
+	assert.Zero(t, a.InUse())
+}
+
 // TestWaitingConsumerLiftsPause: a consumer that finds the queue empty needs
 // more than it holds, so a paused producer must go on.
 func TestWaitingConsumerLiftsPause(t *testing.T) {
