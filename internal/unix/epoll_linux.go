@@ -49,13 +49,12 @@ func Read(fd int, p []byte) (int, error) { return linux.Read(fd, p) }
 // MaxReadv is the most buffers one [Readv] fills.
 const MaxReadv = 8
 
-// Readv reads from fd into the buffers in
-// order with one readv(2), like Read into their concatenation. It reads
-// into at most MaxReadv of them and does not allocate: the iovec array
-// lives on the stack for the call, and the kernel writes only into the
-// buffers themselves. With no room at all it returns 0, nil without a
-// system call, as read(2) of zero bytes does: callers must not take that
-// for the end of the stream.
+// Readv reads from fd into the buffers in order with one readv(2), like
+// Read into their concatenation. It reads into at most MaxReadv of them and
+// does not allocate: the iovec array lives on the stack for the call, and
+// the kernel writes only into the buffers themselves, which the caller owns.
+// With no room at all it returns 0, nil without a system call, as read(2)
+// of zero bytes does: callers must not take that for the end of the stream.
 //
 // It goes through Syscall, as Read does, so the runtime may hand the
 // thread's P to other goroutines during a long read. (RawSyscall, which
