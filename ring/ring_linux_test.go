@@ -205,9 +205,17 @@ func TestTinyCQBurstLosesNothing(t *testing.T) {
 	for i := range want {
 		want[i] = byte(i * 7)
 	}
+	// 64 KiB wait in the socket before the receive is armed: its first
+	// issue alone posts a CQE per 4 KiB block, far more than the CQ holds,
+	// however fast this test reaps (with the writes all paced, a fast
+	// reaper could keep up and the overflow this test is about would not
+	// happen).
+	const early = 64 << 10
+	_, err = peer.Write(want[:early])
+	require.NoError(t, err)
 	r.GetSQE().PrepRecvMultishot(fd, 3, 42)
 	go func() {
-		for i := 0; i < len(want); i += 1000 {
+		for i := early; i < len(want); i += 1000 {
 			_, _ = peer.Write(want[i:min(i+1000, len(want))])
 		}
 		peer.Close()
