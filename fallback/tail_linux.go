@@ -9,9 +9,10 @@ import (
 
 // readTarget is how many bytes one read asks for when the arena has blocks
 // to spare: the tail block's free part and fresh blocks after it while they
-// add up to less than this (so up to a block more), filled by one readv(2). It matches the 64 KiB buffer
-// a goroutine-per-connection server reads into: a read per block (16 KiB
-// by default) costs about four times the system calls and ACKs per byte.
+// add up to less than this (so up to a block more), filled by one readv(2).
+// It matches the 64 KiB buffer a goroutine-per-connection server reads
+// into: a read per block (16 KiB by default) cost about four times the
+// system calls and ACKs per byte.
 const readTarget = 64 << 10
 
 // maxAhead bounds the fresh blocks one read may spill into.
