@@ -218,8 +218,8 @@ const (
 	DefaultEngineBlockSize = 16 << 10
 	// DefaultQueueLimit is the default cap on one connection's queued bytes.
 	// A blocking-mode reader of one busy connection pauses its receive each
-	// time it falls this far behind and resumes at half: at 256 KiB (one
-	// io_uring arming's worth) that cost a cancel, a re-arm and two thread
+	// time it falls this far behind and resumes at half: at 256 KiB (then
+	// one io_uring arming's worth) that cost a cancel, a re-arm and two thread
 	// wake-ups per 128 KiB and held one connection to 0.39x the standard
 	// server (1.15x at 1 MiB; harness, 1 KiB messages, 2 cores). The blocks
 	// one connection may pin are capped apart from it, at an eighth of the
