@@ -3,9 +3,16 @@
 package ring
 
 import (
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zcio/zcio/arena"
+	linux "golang.org/x/sys/unix"
 )
 
 // The arming cap is an eighth of the arena, within [one block, 1 MiB].
@@ -22,4 +29,88 @@ func TestArmCap(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, armCap(tc.arena, tc.block), "arena %d, block %d", tc.arena, tc.block)
 	}
+}
+
+// holdSink keeps every block it is given and asks for a pause each time.
+type holdSink struct {
+	mu       sync.Mutex
+	held     []arena.Ref
+	n        int
+	detached chan struct{}
+}
+
+func (s *holdSink) Deliver(ref arena.Ref, off, n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, ref)
+	s.n += n
+	return true
+}
+func (s *holdSink) Flush()     {}
+func (s *holdSink) End(error)  {}
+func (s *holdSink) Detached()  { close(s.detached) }
+func (s *holdSink) bytes() int { s.mu.Lock(); defer s.mu.Unlock(); return s.n }
+func (s *holdSink) release(a *arena.Arena) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ref := range s.held {
+		a.Release(ref)
+	}
+	s.held = nil
+}
+
+// A sink that asks for a pause at its first block gets no more than one
+// arming's worth, however much the socket holds and the window has room for:
+// the cap, not the window, bounds how far a paused connection runs on. Here
+// 3 MiB wait in the socket, the window is 2 MiB and the cap 1 MiB.
+func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
+	if !Probe().RecvCap.OK {
+		t.Skip("no capped multishot receive:", Probe().RecvCap.Err)
+	}
+	const blockSize, blocks, queued = 16 << 10, 1024, 3 << 20
+	a, err := arena.New(arena.Config{Blocks: blocks, BlockSize: blockSize})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	capBytes := int(armCap(blocks*blockSize, blockSize))
+	require.Less(t, capBytes, maxWindow(blocks, blockSize)*blockSize, "the test needs a window larger than the cap")
+
+	fd, peer := testPair(t)
+	_ = syscall.SetsockoptInt(int(peer.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 2*queued)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := peer.Write(make([]byte, queued))
+		wrote <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for inq := 0; inq < queued; {
+		inq, err = linux.IoctlGetInt(fd, linux.SIOCINQ)
+		require.NoError(t, err)
+		if time.Now().After(deadline) {
+			_ = peer.Close()
+			_ = syscall.Close(fd)
+			<-wrote
+			t.Skipf("the socket pair queues only %d bytes here (wmem_max)", inq)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	require.NoError(t, <-wrote)
+
+	e, err := NewEngine(EngineConfig{Arena: a})
+	require.NoError(t, err)
+	s := &holdSink{detached: make(chan struct{})}
+	h, err := e.Attach(fd, s)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.bytes() > 0 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // room for an overrun, if any
+	got := s.bytes()
+	assert.LessOrEqual(t, got, capBytes, "a paused connection ran past one arming")
+	t.Logf("delivered %d bytes after the pause asked at the first block (cap %d)", got, capBytes)
+
+	s.release(a)
+	h.Detach()
+	<-s.detached
+	require.NoError(t, syscall.Close(fd))
+	require.NoError(t, peer.Close())
+	require.NoError(t, e.Close())
+	assert.Zero(t, a.InUse(), "every block back once the engine closed")
 }
