@@ -17,6 +17,6 @@ func uringAvailable() error {
 	return errors.New("io_uring compiled out (build tag zcio_nouring)")
 }
 
-func newUringEngine(*arena.Arena, time.Duration, func()) (engine, error) {
+func newUringEngine(*arena.Arena, time.Duration, func(), int) (engine, error) {
 	return nil, uringAvailable()
 }

@@ -34,8 +34,9 @@ type uringEngine struct {
 	rel func(arena.Ref) // released, made once
 }
 
-func newUringEngine(a *arena.Arena, idleTrim time.Duration, onIdle func()) (engine, error) {
-	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim, OnIdleTrim: onIdle})
+func newUringEngine(a *arena.Arena, idleTrim time.Duration, onIdle func(), burst int) (engine, error) {
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, Reserve: spillReserve(a), IdleTrim: idleTrim, OnIdleTrim: onIdle,
+		ArmCap: burst})
 	if err != nil {
 		return nil, err
 	}

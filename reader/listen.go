@@ -33,8 +33,9 @@ type Listener struct {
 // starts the engines its connections will be read by. Options choose the
 // engine (WithEngine), the number of engines (WithEngines), the memory budget
 // (WithMemory, WithBlockSize), the per-connection back-pressure
-// threshold (WithQueueLimit) and when idle engines give memory back
-// (WithIdleTrim). Asking for io_uring where it cannot run is an
+// threshold (WithQueueLimit), the io_uring engine's receive burst
+// (WithReceiveBurst) and when idle engines give memory back (WithIdleTrim).
+// Asking for io_uring where it cannot run is an
 // error wrapping ErrEngineUnavailable.
 func Listen(network, addr string, opts ...Option) (*Listener, error) {
 	var o options

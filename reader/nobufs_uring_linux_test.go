@@ -28,3 +28,12 @@ func engineRingBlocks(e engine) int {
 	}
 	return 0
 }
+
+// engineArmCap returns the arming cap of e if it is an io_uring engine,
+// else -1.
+func engineArmCap(e engine) int {
+	if u, ok := e.(*uringEngine); ok {
+		return u.e.ArmCap()
+	}
+	return -1
+}

@@ -62,17 +62,41 @@ func (s *holdSink) release(a *arena.Arena) {
 // A sink that asks for a pause at its first block gets no more than one
 // arming's worth, however much the socket holds and the window has room for:
 // the cap, not the window, bounds how far a paused connection runs on. Here
-// 3 MiB wait in the socket, the window is 2 MiB and the cap 1 MiB.
+// 3 MiB wait in the socket, the window is 2 MiB and the cap 1 MiB by
+// default, or what EngineConfig.ArmCap says.
 func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
 	if !Probe().RecvCap.OK {
 		t.Skip("no capped multishot receive:", Probe().RecvCap.Err)
 	}
-	const blockSize, blocks, queued = 16 << 10, 1024, 3 << 20
+	const blockSize, blocks = 16 << 10, 1024
+	for _, tc := range []struct {
+		name    string
+		cfg     int // EngineConfig.ArmCap
+		wantCap int
+	}{
+		{"default", 0, 1 << 20},
+		{"configured", 256 << 10, 256 << 10},
+		{"below a block", 1000, blockSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := pausedOverrun(t, blocks, blockSize, tc.cfg)
+			assert.LessOrEqual(t, got, tc.wantCap, "a paused connection ran past one arming")
+			assert.Positive(t, got)
+			t.Logf("delivered %d bytes after the pause asked at the first block (cap %d)", got, tc.wantCap)
+		})
+	}
+}
+
+// pausedOverrun queues 3 MiB in a socket pair, attaches it to an engine over
+// an arena of blocks×blockSize with the given ArmCap and a sink that pauses
+// at its first block, and returns how many bytes the sink got.
+func pausedOverrun(t *testing.T, blocks, blockSize, capCfg int) int {
+	t.Helper()
+	const queued = 3 << 20
 	a, err := arena.New(arena.Config{Blocks: blocks, BlockSize: blockSize})
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, a.Close()) }()
-	capBytes := int(armCap(blocks*blockSize, blockSize))
-	require.Less(t, capBytes, maxWindow(blocks, blockSize)*blockSize, "the test needs a window larger than the cap")
+	require.Less(t, 1<<20, maxWindow(blocks, blockSize)*blockSize, "the test needs a window larger than the default cap")
 
 	fd, peer := testPair(t)
 	_ = syscall.SetsockoptInt(int(peer.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 2*queued)
@@ -95,7 +119,7 @@ func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
 	}
 	require.NoError(t, <-wrote)
 
-	e, err := NewEngine(EngineConfig{Arena: a})
+	e, err := NewEngine(EngineConfig{Arena: a, ArmCap: capCfg})
 	require.NoError(t, err)
 	s := &holdSink{detached: make(chan struct{})}
 	h, err := e.Attach(fd, s)
@@ -103,8 +127,6 @@ func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
 	require.Eventually(t, func() bool { return s.bytes() > 0 }, 5*time.Second, time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // room for an overrun, if any
 	got := s.bytes()
-	assert.LessOrEqual(t, got, capBytes, "a paused connection ran past one arming")
-	t.Logf("delivered %d bytes after the pause asked at the first block (cap %d)", got, capBytes)
 
 	s.release(a)
 	h.Detach()
@@ -113,4 +135,13 @@ func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
 	require.NoError(t, peer.Close())
 	require.NoError(t, e.Close())
 	assert.Zero(t, a.InUse(), "every block back once the engine closed")
+	return got
+}
+
+func TestNegativeArmCapIsRefused(t *testing.T) {
+	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	_, err = NewEngine(EngineConfig{Arena: a, ArmCap: -1})
+	assert.ErrorIs(t, err, ErrInvalidConfig)
 }

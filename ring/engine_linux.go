@@ -118,6 +118,16 @@ type EngineConfig struct {
 	// the engine's own: for the caller's idle state (spare segment arrays,
 	// say). It must not block.
 	OnIdleTrim func()
+	// ArmCap is how many bytes one arming of a connection's multishot
+	// receive may take before it ends and is armed again (Linux 6.17;
+	// ignored on older kernels, where an arming runs until a pause cancels
+	// it or the buffer ring runs dry). It bounds how far a paused connection
+	// runs on, and with it how far the kernel's autotuning grows the
+	// socket's receive buffer while the engine is the slower side; each end
+	// costs a completion and a re-arm. Zero means an eighth of the arena, at
+	// most 1 MiB (see armCap); other values are rounded up to a block and
+	// down to the arena's size. Negative values are invalid.
+	ArmCap int
 }
 
 // DefaultIdleTrim is EngineConfig.IdleTrim's default.
@@ -222,6 +232,11 @@ func (e *Engine) Stats() EngineStats {
 	}
 }
 
+// ArmCap returns the bytes one arming of a multishot receive may take before
+// the engine arms it again (EngineConfig.ArmCap), or 0 where the kernel has
+// no such cap (before Linux 6.17).
+func (e *Engine) ArmCap() int { return int(e.armCap) }
+
 // EngineConn is an attached connection: the handle for Resume and Detach.
 // It holds the engine's state of the connection, so that attaching costs
 // one allocation.
@@ -242,6 +257,9 @@ func (h *EngineConn) Detach() { h.e.Detach(h) }
 func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Arena == nil {
 		return nil, fmt.Errorf("zcio/ring: new engine: %w: no arena", ErrInvalidConfig)
+	}
+	if cfg.ArmCap < 0 {
+		return nil, fmt.Errorf("zcio/ring: new engine: %w: arm cap %d", ErrInvalidConfig, cfg.ArmCap)
 	}
 	if f := Probe(); !f.ZeroCopyReceive() {
 		err := f.Err
@@ -470,6 +488,9 @@ func (e *Engine) setup() error {
 	e.inRing = br.Held()
 	if Probe().RecvCap.OK {
 		e.armCap = armCap(e.a.Size(), e.a.BlockSize())
+		if e.cfg.ArmCap > 0 {
+			e.armCap = uint32(min(max(e.cfg.ArmCap, e.a.BlockSize()), e.a.Size(), math.MaxUint32))
+		}
 	}
 	e.bundle = Probe().Bundle.OK && !noBundles.Load()
 	e.armWake()
