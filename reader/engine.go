@@ -190,7 +190,9 @@ func WithQueueLimit(n int) Option { return func(o *options) { o.queueLimit = n }
 // the cost of a completion and a re-arm per burst: with 64 saturated
 // loopback connections, 256 KiB instead of 1 MiB cost 10-15% of the
 // throughput and cut the kernel's TCP memory by about two thirds (README).
-// Values are rounded up to a block; negative ones make Listen fail. The
+// A connection paused at its share of the arena (an eighth) may hold up to
+// one more burst. Values below a block count as one block; negative ones
+// make Listen fail. The
 // fallback engines read at most about 64 KiB per system call and ignore it,
 // as Wrap's shared engines, which keep the defaults, do.
 func WithReceiveBurst(n int) Option { return func(o *options) { o.burst = n } }

@@ -3,6 +3,7 @@
 package ring
 
 import (
+	"errors"
 	"sync"
 	"syscall"
 	"testing"
@@ -61,81 +62,85 @@ func (s *holdSink) release(a *arena.Arena) {
 
 // A sink that asks for a pause at its first block gets no more than one
 // arming's worth, however much the socket holds and the window has room for:
-// the cap, not the window, bounds how far a paused connection runs on. Here
-// 3 MiB wait in the socket, the window is 2 MiB and the cap 1 MiB by
-// default, or what EngineConfig.ArmCap says.
+// the cap, not the window, bounds how far a paused connection runs on. In
+// every case more bytes wait in the socket than the cap, and the window
+// could take more than the cap too.
 func TestPausedConnectionStopsWithinArmCap(t *testing.T) {
 	if !Probe().RecvCap.OK {
 		t.Skip("no capped multishot receive:", Probe().RecvCap.Err)
 	}
-	const blockSize, blocks = 16 << 10, 1024
 	for _, tc := range []struct {
-		name    string
-		cfg     int // EngineConfig.ArmCap
-		wantCap int
+		name              string
+		blocks, blockSize int
+		cfg               int // EngineConfig.ArmCap
+		wantCap, queued   int
 	}{
-		{"default", 0, 1 << 20},
-		{"configured", 256 << 10, 256 << 10},
-		{"below a block", 1000, blockSize},
+		// 16 MiB arena: cap 1 MiB, window 2 MiB. Needs a socket pair that
+		// queues 3 MiB (net.core.wmem_max of 4 MiB here; skipped below that).
+		{"default", 1024, 16 << 10, 0, 1 << 20, 3 << 20},
+		// 4 MiB arena: window 512 KiB; 160 KiB queued fit the stock wmem_max.
+		{"configured", 1024, 4096, 64 << 10, 64 << 10, 160 << 10},
+		{"below a block", 1024, 4096, 1000, 4096, 160 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := pausedOverrun(t, blocks, blockSize, tc.cfg)
+			require.Less(t, tc.wantCap, min(tc.queued, maxWindow(tc.blocks, tc.blockSize)*tc.blockSize),
+				"the case must offer more than the cap")
+			got := pausedOverrun(t, tc.blocks, tc.blockSize, tc.cfg, tc.queued)
 			assert.LessOrEqual(t, got, tc.wantCap, "a paused connection ran past one arming")
 			assert.Positive(t, got)
-			t.Logf("delivered %d bytes after the pause asked at the first block (cap %d)", got, tc.wantCap)
+			t.Logf("delivered %d of %d bytes after the pause asked at the first block (cap %d)", got, tc.queued, tc.wantCap)
 		})
 	}
 }
 
-// pausedOverrun queues 3 MiB in a socket pair, attaches it to an engine over
-// an arena of blocks×blockSize with the given ArmCap and a sink that pauses
-// at its first block, and returns how many bytes the sink got.
-func pausedOverrun(t *testing.T, blocks, blockSize, capCfg int) int {
+// pausedOverrun queues the given bytes in a socket pair, attaches it to an
+// engine over an arena of blocks×blockSize with the given ArmCap and a sink
+// that pauses at its first block, and returns how many bytes the sink got.
+func pausedOverrun(t *testing.T, blocks, blockSize, capCfg, queued int) int {
 	t.Helper()
-	const queued = 3 << 20
+	fd, peer := testPair(t)
+	t.Cleanup(func() {
+		_ = peer.Close()
+		_ = syscall.Close(fd)
+	})
+	_ = syscall.SetsockoptInt(int(peer.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 2*queued)
+	if sb, err := syscall.GetsockoptInt(int(peer.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF); err != nil || sb < queued*5/4 {
+		t.Skipf("the socket pair's send buffer is %d bytes (net.core.wmem_max), too small to queue %d", sb, queued)
+	}
+	// Non-blocking: a write that does not fit fails instead of hanging.
+	require.NoError(t, syscall.SetNonblock(int(peer.Fd()), true))
+	for sent := 0; sent < queued; {
+		n, err := syscall.Write(int(peer.Fd()), make([]byte, min(queued-sent, 64<<10)))
+		if errors.Is(err, syscall.EAGAIN) {
+			t.Skipf("the socket pair took only %d of %d bytes", sent, queued)
+		}
+		require.NoError(t, err)
+		sent += n
+	}
+	inq, err := linux.IoctlGetInt(fd, linux.SIOCINQ)
+	require.NoError(t, err)
+	require.Equal(t, queued, inq, "every byte waits in the socket before the engine sees it")
+
 	a, err := arena.New(arena.Config{Blocks: blocks, BlockSize: blockSize})
 	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
-	require.Less(t, 1<<20, maxWindow(blocks, blockSize)*blockSize, "the test needs a window larger than the default cap")
-
-	fd, peer := testPair(t)
-	_ = syscall.SetsockoptInt(int(peer.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 2*queued)
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := peer.Write(make([]byte, queued))
-		wrote <- err
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for inq := 0; inq < queued; {
-		inq, err = linux.IoctlGetInt(fd, linux.SIOCINQ)
-		require.NoError(t, err)
-		if time.Now().After(deadline) {
-			_ = peer.Close()
-			_ = syscall.Close(fd)
-			<-wrote
-			t.Skipf("the socket pair queues only %d bytes here (wmem_max)", inq)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	require.NoError(t, <-wrote)
-
+	t.Cleanup(func() { assert.NoError(t, a.Close()) })
 	e, err := NewEngine(EngineConfig{Arena: a, ArmCap: capCfg})
 	require.NoError(t, err)
+	t.Cleanup(func() { // before the arena's: cleanups run last-in first-out
+		require.NoError(t, e.Close())
+		assert.Zero(t, a.InUse(), "every block back once the engine closed")
+	})
 	s := &holdSink{detached: make(chan struct{})}
 	h, err := e.Attach(fd, s)
 	require.NoError(t, err)
+	defer func() {
+		h.Detach()
+		<-s.detached
+		s.release(a)
+	}()
 	require.Eventually(t, func() bool { return s.bytes() > 0 }, 5*time.Second, time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // room for an overrun, if any
-	got := s.bytes()
-
-	s.release(a)
-	h.Detach()
-	<-s.detached
-	require.NoError(t, syscall.Close(fd))
-	require.NoError(t, peer.Close())
-	require.NoError(t, e.Close())
-	assert.Zero(t, a.InUse(), "every block back once the engine closed")
-	return got
+	return s.bytes()
 }
 
 func TestNegativeArmCapIsRefused(t *testing.T) {

@@ -29,8 +29,9 @@
 // buffer ring ends a connection's multishot with ENOBUFS; nothing is lost
 // (the bytes wait in the socket) and the engine re-arms it once blocks are
 // back. Each arming is capped (sqe optlen, Linux 6.17) at an eighth of the
-// arena, at most 1 MiB, so that a sink's request to pause takes effect within
-// the cap instead of after one connection took every free block in a burst.
+// arena, at most 1 MiB, or at EngineConfig.ArmCap, so that a sink's request
+// to pause takes effect within the cap instead of after one connection took
+// every free block in a burst.
 //
 // # Waiting
 //

@@ -125,8 +125,9 @@ type EngineConfig struct {
 	// runs on, and with it how far the kernel's autotuning grows the
 	// socket's receive buffer while the engine is the slower side; each end
 	// costs a completion and a re-arm. Zero means an eighth of the arena, at
-	// most 1 MiB (see armCap); other values are rounded up to a block and
-	// down to the arena's size. Negative values are invalid.
+	// most 1 MiB (see armCap); other values are raised to at least one block
+	// and lowered to at most the arena's size (above the window, 2 MiB at
+	// most, a cap no longer bounds anything). Negative values are invalid.
 	ArmCap int
 }
 
@@ -489,7 +490,7 @@ func (e *Engine) setup() error {
 	if Probe().RecvCap.OK {
 		e.armCap = armCap(e.a.Size(), e.a.BlockSize())
 		if e.cfg.ArmCap > 0 {
-			e.armCap = uint32(min(max(e.cfg.ArmCap, e.a.BlockSize()), e.a.Size(), math.MaxUint32))
+			e.armCap = uint32(min(uint64(max(e.cfg.ArmCap, e.a.BlockSize())), uint64(e.a.Size()), math.MaxUint32))
 		}
 	}
 	e.bundle = Probe().Bundle.OK && !noBundles.Load()
@@ -628,8 +629,9 @@ func maxWindow(usable, blockSize int) int { return min(usable, max(16, maxWindow
 const maxArmCapBytes = 1 << 20
 
 // armCap is the byte cap of one arming: an eighth of the arena (the share of
-// it a connection may hold queued before the reader pauses it), at most
-// maxArmCapBytes, at least one block. The cap bounds how far a connection
+// it the reader lets one connection pin before it pauses it), at most
+// maxArmCapBytes, at least one block. A connection paused at that share may
+// so hold up to about a quarter of the arena. The cap bounds how far a connection
 // runs past a pause its sink asked for. Each end costs a completion and a
 // re-arm, whose receive runs inline at the next submit and, on loopback,
 // pushes the sender's queued bytes from the server's context: with a cap of

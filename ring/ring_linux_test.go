@@ -92,7 +92,7 @@ func TestProbeMatchesKernel(t *testing.T) {
 	assert.Same(t, f, Probe(), "the probe is cached")
 }
 
-func utsString(b []int8) string {
+func utsString[T int8 | uint8](b []T) string {
 	s := make([]byte, 0, len(b))
 	for _, c := range b {
 		if c == 0 {
