@@ -32,26 +32,34 @@ func TestArmCap(t *testing.T) {
 	}
 }
 
-// holdSink keeps every block it is given and asks for a pause each time.
-type holdSink struct {
+// pauseSink keeps every block it is given and asks for a pause each time
+// (detach_linux_test.go's holdSink, in the external test package, never
+// pauses).
+type pauseSink struct {
 	mu       sync.Mutex
 	held     []arena.Ref
 	n        int
 	detached chan struct{}
 }
 
-func (s *holdSink) Deliver(ref arena.Ref, off, n int) bool {
+func (s *pauseSink) Deliver(ref arena.Ref, off, n int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.held = append(s.held, ref)
 	s.n += n
 	return true
 }
-func (s *holdSink) Flush()     {}
-func (s *holdSink) End(error)  {}
-func (s *holdSink) Detached()  { close(s.detached) }
-func (s *holdSink) bytes() int { s.mu.Lock(); defer s.mu.Unlock(); return s.n }
-func (s *holdSink) release(a *arena.Arena) {
+func (s *pauseSink) Flush()    {}
+func (s *pauseSink) End(error) {}
+func (s *pauseSink) Detached() { close(s.detached) }
+
+func (s *pauseSink) bytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+func (s *pauseSink) release(a *arena.Arena) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ref := range s.held {
@@ -130,7 +138,7 @@ func pausedOverrun(t *testing.T, blocks, blockSize, capCfg, queued int) int {
 		require.NoError(t, e.Close())
 		assert.Zero(t, a.InUse(), "every block back once the engine closed")
 	})
-	s := &holdSink{detached: make(chan struct{})}
+	s := &pauseSink{detached: make(chan struct{})}
 	h, err := e.Attach(fd, s)
 	require.NoError(t, err)
 	defer func() {
