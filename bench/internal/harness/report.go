@@ -25,7 +25,7 @@ type metricDef struct {
 // tableMetrics are the figures shown per scenario; the first is the headline
 // drawn in the chart. Every figure is in the JSON.
 var tableMetrics = map[string][]metricDef{
-	server.ScenarioStream:  {{"MB/s", true}, {"CPU s/GB", false}, {"allocs/msg", false}, {"GC/s", false}, {"peak RSS MiB", false}, {"machine CPU s/GB", false}, {"softirq s/GB", false}, {"retrans %", false}, {"RTO/s", false}},
+	server.ScenarioStream:  {{"MB/s", true}, {"CPU s/GB", false}, {"allocs/msg", false}, {"GC/s", false}, {"peak RSS MiB", false}, {"machine CPU s/GB", false}, {"softirq s/GB", false}, {"retrans %", false}, {"RTO/s", false}, {"TCP mem MiB", false}},
 	server.ScenarioGC:      {{"MB/s", true}, {"GC/s", false}, {"GC CPU %", false}, {"allocs/msg", false}, {"CPU s/GB", false}, {"peak RSS MiB", false}},
 	server.ScenarioIdle:    {{"after B/conn", false}, {"idle B/conn", false}, {"settled B/conn", false}, {"heap B/conn", false}, {"idle heap B/conn", false}, {"alloc B/conn", false}, {"idle stack B/conn", false}, {"stack B/conn", false}, {"peak RSS MiB", false}},
 	server.ScenarioReqResp: {{"req/s", true}, {"p50 us", false}, {"p99 us", false}, {"CPU us/req", false}, {"allocs/req", false}},

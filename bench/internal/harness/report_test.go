@@ -165,19 +165,21 @@ func TestMachineMetrics(t *testing.T) {
 		net: map[string]uint64{"Tcp.OutSegs": 1000, "Tcp.RetransSegs": 10, "TcpExt.TCPTimeouts": 5},
 	}
 	b := cpuSample{
-		at:  a.at.Add(2 * time.Second),
-		cpu: procfs.CPUTimes{Total: 14 * time.Second, Idle: 5 * time.Second, SoftIRQ: 1500 * time.Millisecond},
-		net: map[string]uint64{"Tcp.OutSegs": 3000, "Tcp.RetransSegs": 50, "TcpExt.TCPTimeouts": 25},
+		at:     a.at.Add(2 * time.Second),
+		cpu:    procfs.CPUTimes{Total: 14 * time.Second, Idle: 5 * time.Second, SoftIRQ: 1500 * time.Millisecond},
+		net:    map[string]uint64{"Tcp.OutSegs": 3000, "Tcp.RetransSegs": 50, "TcpExt.TCPTimeouts": 25},
+		tcpMem: 48 << 20,
 	}
 	m := map[string]float64{}
 	machineMetrics(a, b, 6e9, m)
+	assert.InDelta(t, 48.0, m["TCP mem MiB"], 1e-9, "the window's end, not a difference")
 	assert.InDelta(t, 0.5, m["machine CPU s/GB"], 1e-9, "3 s busy over 6 GB")
 	assert.InDelta(t, 0.5/6, m["softirq s/GB"], 1e-9)
 	assert.InDelta(t, 2.0, m["retrans %"], 1e-9, "40 of 2,000 segments")
 	assert.InDelta(t, 10.0, m["RTO/s"], 1e-9)
 
 	m = map[string]float64{}
-	b.net = nil
+	b.net, b.tcpMem = nil, 0
 	machineMetrics(a, b, 0, m)
 	assert.Empty(t, m, "no bytes, no counters: nothing to report")
 }

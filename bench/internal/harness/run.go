@@ -200,12 +200,13 @@ func snapshot(srv *Child) (server.Snapshot, error) {
 
 // cpuSample is the CPU time of every user-space process at one instant.
 type cpuSample struct {
-	at    time.Time
-	tasks map[int]procfs.Stat
-	ours  map[int]bool
-	forks uint64
-	cpu   procfs.CPUTimes   // the machine's, softirq included
-	net   map[string]uint64 // the machine's TCP counters (nil if unreadable)
+	at     time.Time
+	tasks  map[int]procfs.Stat
+	ours   map[int]bool
+	forks  uint64
+	cpu    procfs.CPUTimes   // the machine's, softirq included
+	net    map[string]uint64 // the machine's TCP counters (nil if unreadable)
+	tcpMem uint64            // bytes the machine's TCP sockets hold in the kernel (0 if unreadable)
 }
 
 func sampleCPU(pids ...int) cpuSample {
@@ -217,6 +218,7 @@ func sampleCPU(pids ...int) cpuSample {
 	s.forks, _ = procfs.Forks()
 	s.cpu, _ = procfs.MachineCPU()
 	s.net, _ = procfs.NetCounters()
+	s.tcpMem, _ = procfs.TCPMemory()
 	return s
 }
 
@@ -422,9 +424,11 @@ func timedMetrics(cs Case, s0, s1 server.Snapshot, lr load.Result, m map[string]
 // generator's and the softirqs' too) and the part of it spent in softirqs
 // (the network stack's receive path; this kernel accounts it to no process,
 // so "CPU s/GB", the server's own, leaves it out), and the TCP
-// retransmissions and retransmission timeouts. The counters are the
-// machine's: on loopback the run's traffic is most of it, and "others CPU"
-// says when something else ran.
+// retransmissions and retransmission timeouts, and the kernel memory of the
+// machine's TCP sockets at the window's end (on loopback both ends' queues:
+// how much the server leaves queued, and how far autotuning has grown the
+// sockets' buffers). The counters are the machine's: on loopback the run's
+// traffic is most of it, and "others CPU" says when something else ran.
 func machineMetrics(a, b cpuSample, bytes uint64, m map[string]float64) {
 	dt := b.at.Sub(a.at).Seconds()
 	if dt <= 0 {
@@ -434,6 +438,9 @@ func machineMetrics(a, b cpuSample, bytes uint64, m map[string]float64) {
 		busy := (b.cpu.Total - b.cpu.Idle) - (a.cpu.Total - a.cpu.Idle)
 		m["machine CPU s/GB"] = busy.Seconds() / gb
 		m["softirq s/GB"] = (b.cpu.SoftIRQ - a.cpu.SoftIRQ).Seconds() / gb
+	}
+	if b.tcpMem > 0 {
+		m["TCP mem MiB"] = float64(b.tcpMem) / (1 << 20)
 	}
 	if a.net == nil || b.net == nil {
 		return

@@ -106,3 +106,40 @@ func ParseMachineCPU(b []byte) (CPUTimes, error) {
 	}
 	return CPUTimes{}, fmt.Errorf("parse /proc/stat: no cpu line: %w", ErrFormat)
 }
+
+// TCPMemory reads the memory the machine's TCP sockets hold in the kernel
+// (their send and receive queues), in bytes: /proc/net/sockstat's "TCP: ...
+// mem N" in pages. The kernel compares it with net.ipv4.tcp_mem.
+func TCPMemory() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/net/sockstat: %w", err)
+	}
+	pages, err := ParseSockstatTCPMem(b)
+	if err != nil {
+		return 0, err
+	}
+	return pages * uint64(os.Getpagesize()), nil
+}
+
+// ParseSockstatTCPMem returns the "mem" field, in pages, of the "TCP:" line of
+// /proc/net/sockstat contents.
+func ParseSockstatTCPMem(b []byte) (uint64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				v, err := strconv.ParseUint(f[i+1], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parse sockstat: TCP mem %q: %w", f[i+1], ErrFormat)
+				}
+				return v, nil
+			}
+		}
+		return 0, fmt.Errorf("parse sockstat: no TCP mem field: %w", ErrFormat)
+	}
+	return 0, fmt.Errorf("parse sockstat: no TCP line: %w", ErrFormat)
+}

@@ -81,3 +81,20 @@ func TestParseMachineCPU(t *testing.T) {
 	_, err = ParseMachineCPU([]byte("cpu0 1 2 3 4 5 6 7\n"))
 	assert.ErrorIs(t, err, ErrFormat, "no machine-wide line")
 }
+
+func TestParseSockstatTCPMem(t *testing.T) {
+	b := []byte("sockets: used 148\nTCP: inuse 5 orphan 0 tw 2 alloc 7 mem 277\nUDP: inuse 1 mem 3\n")
+	pages, err := ParseSockstatTCPMem(b)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(277), pages, "TCP's mem, not UDP's")
+	_, err = ParseSockstatTCPMem([]byte("sockets: used 1\nUDP: inuse 1 mem 3\n"))
+	assert.ErrorIs(t, err, ErrFormat, "no TCP line")
+	_, err = ParseSockstatTCPMem([]byte("TCP: inuse 5 orphan 0\n"))
+	assert.ErrorIs(t, err, ErrFormat, "no mem field")
+	_, err = ParseSockstatTCPMem([]byte("TCP: inuse 5 mem x\n"))
+	assert.ErrorIs(t, err, ErrFormat, "not a number")
+	if _, err := os.Stat("/proc/net/sockstat"); err == nil {
+		_, err := TCPMemory()
+		assert.NoError(t, err, "this machine's /proc/net/sockstat")
+	}
+}
