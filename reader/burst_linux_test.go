@@ -34,7 +34,7 @@ func TestWithReceiveBurst(t *testing.T) {
 	assert.Equal(t, []int{1 << 20, 1 << 20}, caps())
 	assert.Equal(t, []int{512 << 10, 512 << 10}, caps(WithMemory(8<<20)))
 	assert.Equal(t, []int{256 << 10, 256 << 10}, caps(WithReceiveBurst(256<<10)))
-	assert.Equal(t, []int{DefaultEngineBlockSize, DefaultEngineBlockSize}, caps(WithReceiveBurst(1)), "rounded up to a block")
+	assert.Equal(t, []int{DefaultEngineBlockSize, DefaultEngineBlockSize}, caps(WithReceiveBurst(1)), "raised to one block")
 }
 
 func TestNegativeReceiveBurstIsRefused(t *testing.T) {
