@@ -47,10 +47,12 @@ const (
 
 // Accept4 accepts a connection on the listening socket fd without asking
 // for the peer's address (accept4(2) with NULL addr), so nothing is
-// allocated. flags are SOCK_NONBLOCK and SOCK_CLOEXEC.
+// allocated. flags are SOCK_NONBLOCK and SOCK_CLOEXEC. The syscall numbers
+// here come from x/sys/unix, which has i386's direct socket syscalls (Linux
+// 4.3 and later) where package syscall has only socketcall(2).
 func Accept4(fd, flags int) (int, error) {
 	for {
-		nfd, _, e := syscall.Syscall6(syscall.SYS_ACCEPT4, uintptr(fd), 0, 0, uintptr(flags), 0, 0)
+		nfd, _, e := syscall.Syscall6(linux.SYS_ACCEPT4, uintptr(fd), 0, 0, uintptr(flags), 0, 0)
 		switch e {
 		case 0:
 			return int(nfd), nil
@@ -105,7 +107,7 @@ func closedPeerName(fd int) (linux.Sockaddr, error) {
 	default:
 		return nil, linux.ENOTCONN
 	}
-	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), linux.SOL_SOCKET, linux.SO_PEERNAME,
+	_, _, e := syscall.Syscall6(linux.SYS_GETSOCKOPT, uintptr(fd), linux.SOL_SOCKET, linux.SO_PEERNAME,
 		uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), 0)
 	if e != 0 {
 		return nil, e

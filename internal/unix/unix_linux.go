@@ -109,7 +109,7 @@ func Getpagesize() int { return linux.Getpagesize() }
 func PeekEnd(fd int) (end error, waiting bool) {
 	var b [1]byte
 	for {
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		n, _, errno := syscall.RawSyscall6(linux.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
 			uintptr(linux.MSG_PEEK|linux.MSG_DONTWAIT), 0, 0)
 		switch errno {
 		case 0:
