@@ -56,7 +56,6 @@ type Engine struct {
 	tail    tailBlock
 	bufs    [unix.MaxReadv][]byte // scratch for one read's buffers
 	events  []unix.EpollEvent
-	ready   []*conn
 	starved []*conn
 	nudged  time.Time // when the connections were last told the arena is dry
 }
@@ -81,7 +80,6 @@ type conn struct {
 	gen      uint32
 	sink     Sink
 	state    uint8
-	queued   bool        // in the loop's ready list
 	detachRq atomic.Bool // Detach was called
 }
 
@@ -293,7 +291,6 @@ func (e *Engine) loop(started chan<- struct{}) {
 		if len(e.starved) > 0 {
 			e.feedStarved()
 		}
-		e.flush()
 		if e.commands() {
 			e.shutdown()
 			return
@@ -317,8 +314,12 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 
 // readFrom reads c up to ReadsPerEvent times, each read into the tail block
 // and, while the arena has blocks to spare, blocks after it (readv(2)).
-// hangup says epoll reported the peer's end or an error along with the
-// event.
+// Each read's segments are flushed to the sink before the next read: a
+// handler parses them while they are still in the cache, and the blocks it
+// gives back are the ones the next read takes (the free list is newest
+// first), so a busy engine works in one read's worth of arena rather than a
+// batch of events' worth. hangup says epoll reported the peer's end or an
+// error along with the event.
 func (e *Engine) readFrom(c *conn, hangup bool) {
 	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
 		bufs := e.tail.rooms(e.bufs[:0])
@@ -349,14 +350,23 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 		n, err := unix.Readv(c.fd, bufs)
 		switch {
 		case n > 0:
-			e.markReady(c)
-			if e.deliver(c, n) {
+			pause := e.deliver(c, n)
+			if pause {
 				c.state = statePaused
 				e.unwatch(c)
-				return
 			}
-			if n < sumLen(bufs) {
-				return // the socket is drained; epoll says when there is more
+			c.sink.Flush()
+			if pause || c.detachRq.Load() {
+				return // a Detach asked for in Flush runs with the commands
+			}
+			if n < sumLen(bufs) && n < e.a.BlockSize() {
+				// Drained by a small read. A short read of a block or more
+				// reads again: freeing that much of the receive window
+				// sends a window update, and on loopback the peer's queued
+				// bytes are often in the socket again before the read
+				// returns (the peer transmits on our CPU). A socket really
+				// empty costs one EAGAIN.
+				return
 			}
 		case err == nil: // n == 0: orderly end of stream
 			e.end(c, io.EOF)
@@ -393,24 +403,6 @@ func sumLen(bufs [][]byte) int {
 		n += len(b)
 	}
 	return n
-}
-
-func (e *Engine) markReady(c *conn) {
-	if !c.queued {
-		c.queued = true
-		e.ready = append(e.ready, c)
-	}
-}
-
-func (e *Engine) flush() {
-	for i, c := range e.ready {
-		c.queued = false
-		e.ready[i] = nil
-		if c.state != stateDetached {
-			c.sink.Flush()
-		}
-	}
-	e.ready = e.ready[:0]
 }
 
 func (e *Engine) end(c *conn, err error) {
