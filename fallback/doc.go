@@ -17,10 +17,10 @@
 //
 // After each read the engine calls the sink's Flush, before it reads again:
 // a handler consumes the bytes while they are still in the CPU's cache, and
-// the blocks it releases are the next ones a read takes. A busy socket is
-// read up to [Config.ReadsPerEvent] times per readiness event, and again
-// after a short read of a block or more (the read may have opened the
-// receive window and let the peer's next bytes in).
+// the blocks it releases are the next ones a read takes. A socket is read up
+// to [Config.ReadsPerEvent] times per readiness event: a read that filled its
+// buffers, or returned a block or more, is followed by another (a large read
+// may have opened the receive window and let the peer's next bytes in).
 //
 // Back-pressure: when a sink says it holds enough (Deliver returns true), or
 // the arena runs dry, the loop stops watching that socket; the data waits in

@@ -28,8 +28,10 @@ type Sink interface {
 	// a true means the sink lifted that pause itself (its consumer drained
 	// meanwhile) and will not ask for a Resume.
 	Deliver(ref arena.Ref, off, n int) (pause bool)
-	// Flush is called after the Deliver calls of each read, before the
-	// engine reads the connection again: the moment to consume them.
+	// Flush is called after the Deliver calls of each read (one that paused
+	// the connection too), before the engine reads the connection again: the
+	// moment to consume them. After a Detach asked for in Flush the engine
+	// reads the connection no more.
 	Flush()
 	// End says that no more data will come: io.EOF after the peer's orderly
 	// shutdown, the read error, or ErrClosed when the engine stops. It is
@@ -69,8 +71,8 @@ type Config struct {
 	MinRoom int
 	// ReadsPerEvent bounds the reads made from one socket per readiness event,
 	// so one busy connection cannot hold up the others. Zero means 16: about
-	// 1 MiB in reads of about 64 KiB, the most one io_uring arming takes
-	// (ring.EngineConfig.ArmCap).
+	// 1 MiB while the arena has blocks to spare (reads of about 64 KiB), the
+	// most one io_uring arming takes (ring.EngineConfig.ArmCap).
 	ReadsPerEvent int
 	// MaxConns bounds the connections attached at once. Zero means 1<<20.
 	MaxConns int

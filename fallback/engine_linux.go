@@ -26,6 +26,11 @@ const wakeSlot = ^uint32(0)
 // (released by code that does not call [Engine.BlocksFreed]).
 const starvedPollMillis = 2
 
+// batchBudget is how many bytes the loop reads from one batch of events before
+// it runs the commands queued meanwhile: about 1-2 ms of reading at loopback
+// speeds.
+const batchBudget = 4 << 20
+
 // Connection states, owned by the loop.
 const (
 	stateWatched  = iota // in epoll, reading
@@ -58,6 +63,8 @@ type Engine struct {
 	events  []unix.EpollEvent
 	starved []*conn
 	nudged  time.Time // when the connections were last told the arena is dry
+	// batchBytes counts what the reads of the current batch of events took.
+	batchBytes int
 }
 
 type command struct {
@@ -282,8 +289,19 @@ func (e *Engine) loop(started chan<- struct{}) {
 			}
 			panic("zcio/fallback: epoll_wait: " + err.Error()) // EBADF/EFAULT/EINVAL: a bug in this engine
 		}
+		e.batchBytes = 0
 		for i := 0; i < n; i++ {
 			e.event(&e.events[i])
+			if e.batchBytes >= batchBudget && i+1 < n {
+				// Reads free their blocks as they go, so the arena no longer
+				// bounds a batch: let Attach, Resume, Detach and Close in
+				// between, rather than after up to 256 sockets' worth.
+				e.batchBytes = 0
+				if e.commands() {
+					e.shutdown()
+					return
+				}
+			}
 		}
 		if n > 0 {
 			e.trimDue, e.deepDue = true, false
@@ -321,6 +339,9 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 // batch of events' worth. hangup says epoll reported the peer's end or an
 // error along with the event.
 func (e *Engine) readFrom(c *conn, hangup bool) {
+	if c.detachRq.Load() {
+		return // its bytes would be thrown away; the Detach runs with the commands
+	}
 	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
 		bufs := e.tail.rooms(e.bufs[:0])
 		if len(bufs) == 0 {
@@ -350,6 +371,7 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 		n, err := unix.Readv(c.fd, bufs)
 		switch {
 		case n > 0:
+			e.batchBytes += n
 			pause := e.deliver(c, n)
 			if pause {
 				c.state = statePaused

@@ -21,7 +21,8 @@ import (
 const closeFlushTimeout = 5 * time.Second
 
 // engineSink is the callback set every engine drives (fallback.Sink and the
-// ring engine's Sink have the same methods).
+// ring engine's Sink have the same methods). Flush comes after each read on
+// the fallback and after each batch of completions on io_uring.
 type engineSink interface {
 	Deliver(ref arena.Ref, off, n int) (pause bool)
 	Flush()
@@ -150,10 +151,11 @@ func (s *sink) Deliver(ref arena.Ref, off, n int) bool {
 	c := s.c
 	if c.h != nil && c.q.WouldPause(n) {
 		// Handler mode: the handler consumes on this loop, but only at the
-		// batch's Flush. Let it consume now rather than pause a connection
-		// whose batch alone fills the queue: pausing costs a cancel, a
-		// re-arm and a stall, and is meant for a handler that does not keep
-		// up.
+		// engine's next Flush (the fallback's: after each read; io_uring's:
+		// after a batch of completions). Let it consume now rather than
+		// pause a connection whose delivery alone fills the queue: pausing
+		// costs a cancel, a re-arm and a stall, and is meant for a handler
+		// that does not keep up.
 		c.callData()
 	}
 	return c.q.Push(segq.Segment{Ref: ref, Off: uint32(off), Len: uint32(n)})
