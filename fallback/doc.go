@@ -10,17 +10,18 @@
 // connections land one after another in the same block, so memory follows
 // data in flight: an idle connection holds no block, and many small messages
 // share one block instead of using one each. While the arena has blocks to
-// spare, one readv(2) also fills blocks after the current one, about 64 KiB
-// in all (a segment per block): as many system calls per byte as a read
-// into a 64 KiB buffer. The engine gives back the blocks it took ahead
-// before it sleeps.
+// spare, one readv(2) also fills blocks after the current one, up to 512 KiB
+// in all (a segment per block): fewer system calls per byte than a read into
+// a 64 KiB buffer. The engine gives back the blocks it took ahead before it
+// sleeps.
 //
 // After each read the engine calls the sink's Flush, before it reads again:
 // a handler consumes the bytes while they are still in the CPU's cache, and
 // the blocks it releases are the next ones a read takes. A socket is read up
-// to [Config.ReadsPerEvent] times per readiness event: a read that filled its
-// buffers, or returned a block or more, is followed by another (a large read
-// may have opened the receive window and let the peer's next bytes in).
+// to [Config.ReadsPerEvent] times (and 1 MiB) per readiness event: a read
+// that filled its buffers, or returned a block or more, is followed by
+// another (a large read may have opened the receive window and let the
+// peer's next bytes in).
 //
 // Back-pressure: when a sink says it holds enough (Deliver returns true), or
 // the arena runs dry, the loop stops watching that socket; the data waits in

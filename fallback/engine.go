@@ -70,9 +70,10 @@ type Config struct {
 	// quarter of the block size.
 	MinRoom int
 	// ReadsPerEvent bounds the reads made from one socket per readiness event,
-	// so one busy connection cannot hold up the others. Zero means 16: about
-	// 1 MiB while the arena has blocks to spare (reads of about 64 KiB), the
-	// most one io_uring arming takes (ring.EngineConfig.ArmCap).
+	// so one busy connection cannot hold up the others; the bytes are bounded
+	// too, at 1 MiB, the most one io_uring arming takes
+	// (ring.EngineConfig.ArmCap). Zero means 16. A read asks for up to 512
+	// KiB while the arena has blocks to spare, one block otherwise.
 	ReadsPerEvent int
 	// MaxConns bounds the connections attached at once. Zero means 1<<20.
 	MaxConns int

@@ -26,6 +26,12 @@ const wakeSlot = ^uint32(0)
 // (released by code that does not call [Engine.BlocksFreed]).
 const starvedPollMillis = 2
 
+// eventBudget bounds the bytes read from one socket per readiness event, so
+// that one busy connection cannot hold up the others: 1 MiB, the most one
+// io_uring arming takes. Level-triggered epoll reports the socket again at
+// the next wait if bytes are left.
+const eventBudget = 1 << 20
+
 // batchBudget is how many bytes the loop reads from one batch of events before
 // it runs the commands queued meanwhile: about 1-2 ms of reading at loopback
 // speeds.
@@ -342,7 +348,8 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 	if c.detachRq.Load() {
 		return // its bytes would be thrown away; the Detach runs with the commands
 	}
-	for i := 0; i < e.cfg.ReadsPerEvent; i++ {
+	got := 0
+	for i := 0; i < e.cfg.ReadsPerEvent && got < eventBudget; i++ {
 		bufs := e.tail.rooms(e.bufs[:0])
 		if len(bufs) == 0 {
 			// No block to read into; but an end of stream or a reset needs
@@ -371,6 +378,7 @@ func (e *Engine) readFrom(c *conn, hangup bool) {
 		n, err := unix.Readv(c.fd, bufs)
 		switch {
 		case n > 0:
+			got += n
 			e.batchBytes += n
 			pause := e.deliver(c, n)
 			if pause {

@@ -24,10 +24,10 @@ func newTailArena(t *testing.T, blocks int) *arena.Arena {
 // are claimed block by block, in order, the first block ahead becomes the
 // tail, and the engine gives back what it took ahead before it sleeps.
 func TestTailReadSpansBlocks(t *testing.T) {
-	a := newTailArena(t, 128)
+	a := newTailArena(t, 1024)
 	tb := tailBlock{a: a, minRoom: 1024}
 	bufs := tb.rooms(make([][]byte, 0, unix.MaxReadv))
-	require.Len(t, bufs, unix.MaxReadv, "4 KiB blocks: the tail and 7 ahead, short of readTarget")
+	require.Len(t, bufs, unix.MaxReadv, "4 KiB blocks: the tail and 32 ahead, short of readTarget")
 	for _, b := range bufs {
 		require.Len(t, b, 4096)
 	}

@@ -46,8 +46,9 @@ func Eventfd(initval uint, flags int) (int, error) { return linux.Eventfd(initva
 // Read reads from fd into p (read(2)).
 func Read(fd int, p []byte) (int, error) { return linux.Read(fd, p) }
 
-// MaxReadv is the most buffers one [Readv] fills.
-const MaxReadv = 8
+// MaxReadv is the most buffers one [Readv] fills: the fallback's tail block
+// and 32 blocks after it, 512 KiB with 16 KiB blocks.
+const MaxReadv = 33
 
 // Readv reads from fd into the buffers in order with one readv(2), like
 // Read into their concatenation. It reads into at most MaxReadv of them and

@@ -39,13 +39,21 @@ func TestReadv(t *testing.T) {
 	for i := range bufs {
 		bufs[i] = make([]byte, 1)
 	}
-	_, err = syscall.Write(fds[1], []byte("abcdefghijklmnop"))
+	sent := make([]byte, unix.MaxReadv+2)
+	for i := range sent {
+		sent[i] = 'a' + byte(i%26)
+	}
+	_, err = syscall.Write(fds[1], sent)
 	require.NoError(t, err)
 	n, err = unix.Readv(fds[0], bufs)
 	require.NoError(t, err)
 	assert.Equal(t, unix.MaxReadv, n)
-	assert.Equal(t, "abcdefgh"[unix.MaxReadv-1:unix.MaxReadv], string(bufs[unix.MaxReadv-1]))
+	assert.Equal(t, sent[unix.MaxReadv-1:unix.MaxReadv], bufs[unix.MaxReadv-1])
 	assert.Zero(t, bufs[unix.MaxReadv][0], "a buffer past MaxReadv was written")
+	past := make([]byte, 8)
+	k, err := unix.Read(fds[0], past)
+	require.NoError(t, err)
+	require.Equal(t, 2, k, "the bytes past MaxReadv stayed in the socket")
 
 	one := [][]byte{make([]byte, 1)}
 	_, err = syscall.Write(fds[1], make([]byte, 200)) // a byte for each run below
