@@ -12,9 +12,10 @@ import (
 // add up to less than this (so up to a block more), filled by one readv(2).
 // A read per block (16 KiB by default) cost about four times the system
 // calls and ACKs per byte of a 64 KiB read; 512 KiB reads cost the server
-// 0.6x the CPU per GB of 64 KiB ones with 64 busy connections, and 0.7x
-// with 1,000 (harness, loopback, 1 KiB messages): fewer reads, and fewer of
-// the window updates that make a loopback sender transmit inside our read.
+// 0.5-0.6x the CPU per GB of 64 KiB ones with 64 busy connections, and
+// 0.6-0.7x with 1,000 (harness, loopback, 1 KiB messages): fewer reads,
+// and fewer of the window updates that make a loopback sender transmit
+// inside our read.
 // With the per-read flush the handler consumes each read before the next,
 // so the arena's working set stays one read.
 const readTarget = 512 << 10

@@ -192,9 +192,9 @@ func WithQueueLimit(n int) Option { return func(o *options) { o.queueLimit = n }
 // throughput and cut the kernel's TCP memory by about two thirds (README).
 // A connection paused at its share of the arena (an eighth) may hold up to
 // one more burst. Values below a block count as one block; negative ones
-// make Listen fail. The fallback engines read at most about 64 KiB per
-// system call and ignore it, as Wrap's shared engines, which keep the
-// defaults, do.
+// make Listen fail. The fallback engines ignore it (they read up to 512
+// KiB per system call and 1 MiB per readiness event), as Wrap's shared
+// engines, which keep the defaults, do.
 func WithReceiveBurst(n int) Option { return func(o *options) { o.burst = n } }
 
 // WithDebug maps the engines' arenas in debug mode: a view used after its
