@@ -96,15 +96,7 @@ func TestBusyEngineWorksInOneReadOfArena(t *testing.T) {
 		// Fill the socket before the engine sees it, so that every socket
 		// is readable in the engine's first wait; a goroutine sends the rest.
 		require.NoError(t, syscall.SetNonblock(p[1], true))
-		sent := 0
-		for sent < len(data) {
-			n, err := syscall.Write(p[1], data[sent:min(sent+64<<10, len(data))])
-			if errors.Is(err, syscall.EAGAIN) {
-				break
-			}
-			require.NoError(t, err)
-			sent += n
-		}
+		sent := fill(t, p[1], data)
 		if sent <= 4*blockSize {
 			t.Skipf("a socket pair here buffers %d bytes, no more than one read (net.core.wmem_default)", sent)
 		}
@@ -212,14 +204,7 @@ func TestDetachInFlushStopsReads(t *testing.T) {
 	t.Cleanup(func() { _ = e.Close() }) // before the fds close
 	require.NoError(t, syscall.SetNonblock(p[0], true))
 	require.NoError(t, syscall.SetNonblock(p[1], true))
-	queued := 0
-	for chunk := make([]byte, 64<<10); ; {
-		n, err := syscall.Write(p[1], chunk)
-		if err != nil {
-			break
-		}
-		queued += n
-	}
+	queued := fill(t, p[1], make([]byte, 4<<20))
 	if queued <= 128<<10 {
 		t.Skipf("a socket pair here buffers %d bytes, no more than two reads", queued)
 	}
@@ -236,4 +221,20 @@ func TestDetachInFlushStopsReads(t *testing.T) {
 	assert.Zero(t, s.after, "bytes delivered after the sink asked for a Detach (%d were queued)", queued)
 	require.NoError(t, e.Close())
 	assert.Zero(t, a.InUse(), "blocks still taken after the engine closed")
+}
+
+// fill writes data to the non-blocking socket fd, 64 KiB at a time, until
+// the socket takes no more or all is written, and returns how much it took.
+func fill(t *testing.T, fd int, data []byte) int {
+	t.Helper()
+	sent := 0
+	for sent < len(data) {
+		n, err := syscall.Write(fd, data[sent:min(sent+64<<10, len(data))])
+		if errors.Is(err, syscall.EAGAIN) {
+			break
+		}
+		require.NoError(t, err)
+		sent += n
+	}
+	return sent
 }
