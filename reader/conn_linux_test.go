@@ -672,15 +672,11 @@ func TestHandlerHalfClose(t *testing.T) {
 // closeSharedGroups drops the process-wide groups Wrap made, so that the
 // package's leak checks see their engines stop.
 func closeSharedGroups() {
-	defaultGroupsMu.Lock()
-	defer defaultGroupsMu.Unlock()
-	for i := range defaultGroups {
-		for d, g := range defaultGroups[i] {
-			if g != nil {
-				g.release()
-				defaultGroups[i][d] = nil
-			}
-		}
+	sharedGroupsMu.Lock()
+	defer sharedGroupsMu.Unlock()
+	for k, g := range sharedGroups {
+		g.release()
+		delete(sharedGroups, k)
 	}
 }
 
@@ -1206,6 +1202,62 @@ func TestWrapHonoursDebug(t *testing.T) {
 	debug := wrapOne(WithEngine(Fallback), WithDebug())
 	assert.False(t, plain.g.engines[plain.ei].arena().Debug())
 	assert.True(t, debug.g.engines[debug.ei].arena().Debug(), "WithDebug was ignored after a plain Wrap")
+}
+
+// Wrap's engine options choose the process-wide group it reads on: the
+// same settings share one, other settings start another, and the settings
+// are the ones asked for.
+func TestWrapHonoursEngineOptions(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Cleanup(closeSharedGroups)
+			closeSharedGroups()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			wrap := func(opts ...Option) (*Conn, net.Conn) {
+				t.Helper()
+				peer, err := net.Dial("tcp", ln.Addr().String())
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = peer.Close() })
+				nc, err := ln.Accept()
+				require.NoError(t, err)
+				c, err := Wrap(nc, append([]Option{WithEngine(kind)}, opts...)...)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				return c, peer
+			}
+			small := []Option{WithEngines(1), WithMemory(1 << 20), WithBlockSize(4096), WithQueueLimit(64 << 10)}
+			a, peer := wrap(small...)
+			b, _ := wrap(small...)
+			plain, _ := wrap()
+			dflt, _ := wrap(WithMemory(DefaultMemory), WithBlockSize(DefaultEngineBlockSize), WithIdleTrim(DefaultIdleTrim))
+
+			assert.Same(t, a.g, b.g, "the same settings share a group")
+			assert.Same(t, plain.g, dflt.g, "the defaults spelled out share the default group")
+			assert.NotSame(t, a.g, plain.g)
+			require.Len(t, a.g.engines, 1)
+			ar := a.g.engines[0].arena()
+			assert.Equal(t, 4096, ar.BlockSize())
+			assert.Equal(t, 256, ar.Len())
+			assert.Equal(t, 64<<10, a.g.qlimit)
+			assert.Equal(t, DefaultEngineBlockSize, plain.g.engines[plain.ei].arena().BlockSize())
+
+			// The small group reads: a message bigger than a block arrives whole.
+			msg := pattern(3*4096+100, 7)
+			_, err = peer.Write(msg)
+			require.NoError(t, err)
+			got := make([]byte, len(msg))
+			require.NoError(t, a.SetReadDeadline(time.Now().Add(5*time.Second)))
+			_, err = io.ReadFull(a, got)
+			require.NoError(t, err)
+			assert.Equal(t, msg, got)
+
+			_, err = Wrap(peer, WithEngine(kind), WithReceiveBurst(-1))
+			assert.ErrorIs(t, err, ErrNegativeCount)
+			assert.ErrorContains(t, err, "zcio/reader: wrap: ")
+		})
+	}
 }
 
 // A Conn.Close from another goroutine while fixed-size reads run: every

@@ -192,9 +192,8 @@ func WithQueueLimit(n int) Option { return func(o *options) { o.queueLimit = n }
 // throughput and cut the kernel's TCP memory by about two thirds (README).
 // A connection paused at its share of the arena (an eighth) may hold up to
 // one more burst. Values below a block count as one block; negative ones
-// make Listen fail. The fallback engines ignore it (they read up to 512
-// KiB per system call and 1 MiB per readiness event), as Wrap's shared
-// engines, which keep the defaults, do.
+// make Listen and Wrap fail. The fallback engines ignore it (they read up to
+// 512 KiB per system call and 1 MiB per readiness event).
 func WithReceiveBurst(n int) Option { return func(o *options) { o.burst = n } }
 
 // WithDebug maps the engines' arenas in debug mode: a view used after its
@@ -393,31 +392,35 @@ func (g *group) closeEngines() {
 }
 
 var (
-	defaultGroups   [3][2]*group // by engine kind, then WithDebug
-	defaultGroupsMu sync.Mutex
+	sharedGroups   = map[engineOptions]*group{}
+	sharedGroupsMu sync.Mutex
 )
 
-// sharedGroup returns the process-wide group of the kind and debug setting
-// that Wrap uses, created with default settings on first use and never
-// closed.
+// sharedGroup returns the process-wide group Wrap uses for these engine
+// options, created on first use and never closed: every Wrap asking for the
+// same settings (defaults filled in) shares one group of engines.
 func sharedGroup(o *engineOptions) (*group, error) {
-	defaultGroupsMu.Lock()
-	defer defaultGroupsMu.Unlock()
-	k := o.engine
-	if int(k) >= len(defaultGroups) {
-		return nil, fmt.Errorf("zcio/reader: unknown engine %v", k)
+	key := *o
+	if key.memory <= 0 {
+		key.memory = DefaultMemory
 	}
-	d := 0
-	if o.debug {
-		d = 1
+	if key.blockSize <= 0 {
+		key.blockSize = DefaultEngineBlockSize
 	}
-	if g := defaultGroups[k][d]; g != nil {
+	key.engines = max(key.engines, 0)
+	key.queueLimit = max(key.queueLimit, 0)
+	if key.idleTrim == 0 {
+		key.idleTrim = DefaultIdleTrim
+	}
+	sharedGroupsMu.Lock()
+	defer sharedGroupsMu.Unlock()
+	if g := sharedGroups[key]; g != nil {
 		return g, nil
 	}
-	g, err := newGroup(&engineOptions{engine: k, debug: o.debug})
+	g, err := newGroup(&key)
 	if err != nil {
 		return nil, err
 	}
-	defaultGroups[k][d] = g
+	sharedGroups[key] = g
 	return g, nil
 }

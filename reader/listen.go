@@ -131,10 +131,12 @@ func (l *Listener) Close() error {
 
 // Wrap adopts a TCP or Unix stream connection accepted or dialled elsewhere:
 // from now on an engine reads it and the returned Conn owns it (its Close
-// closes nc). Wrap uses a process-wide group of engines of the kind asked
-// for (WithEngine), one with WithDebug and one without, each made with
-// default settings on first use and kept for the life of the process;
-// other options apply to the Conn's Reader.
+// closes nc). The engine options (WithEngine, WithEngines, WithMemory,
+// WithBlockSize, WithQueueLimit, WithReceiveBurst, WithIdleTrim, WithDebug)
+// choose a process-wide group of engines: the first Wrap with a given set of
+// settings starts it, every later Wrap with the same settings shares it, and
+// it is kept for the life of the process, so a program should use few
+// distinct sets. The other options apply to the Conn's Reader.
 func Wrap(nc net.Conn, opts ...Option) (*Conn, error) {
 	if err := checkConn(nc); err != nil {
 		return nil, err
