@@ -238,3 +238,163 @@ func fill(t *testing.T, fd int, data []byte) int {
 	}
 	return sent
 }
+
+// batchProbe is shared by the sinks of TestBusyBatchRunsCommands; they all
+// run on the engine's loop.
+type batchProbe struct {
+	a       *arena.Arena
+	e       *fallback.Engine
+	idle    *fallback.Conn // detached at the batch's first Flush
+	asked   bool
+	after   int // bytes delivered since the Detach was asked for
+	atEnd   int // after, when the idle connection's Detached ran
+	endSeen chan struct{}
+	left    int // bytes queued and not yet delivered
+	allRead chan struct{}
+}
+
+// countSink releases what it is handed and counts it; the first Flush of
+// any countSink asks for the idle connection's Detach.
+type countSink struct {
+	p   *batchProbe
+	got int
+}
+
+func (s *countSink) Deliver(ref arena.Ref, off, n int) bool {
+	s.got += n
+	if s.p.asked {
+		s.p.after += n
+	}
+	s.p.a.Release(ref)
+	if s.p.left -= n; s.p.left == 0 {
+		close(s.p.allRead)
+	}
+	return false
+}
+
+func (s *countSink) Flush() {
+	if !s.p.asked {
+		s.p.asked = true
+		s.p.e.Detach(s.p.idle)
+	}
+}
+
+func (s *countSink) End(error) {}
+func (s *countSink) Detached() {}
+
+// idleSink belongs to the connection the batch's first Flush detaches.
+type idleSink struct{ p *batchProbe }
+
+func (s *idleSink) Deliver(ref arena.Ref, _, _ int) bool { s.p.a.Release(ref); return false }
+func (s *idleSink) Flush()                               {}
+func (s *idleSink) End(error)                            {}
+func (s *idleSink) Detached() {
+	s.p.atEnd = s.p.after
+	close(s.p.endSeen)
+}
+
+// gateSink blocks the loop in its first Flush until the test opens the
+// gate, so that every socket the test fills meanwhile is in the loop's next
+// batch of events.
+type gateSink struct {
+	a       *arena.Arena
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (s *gateSink) Deliver(ref arena.Ref, _, _ int) bool { s.a.Release(ref); return false }
+func (s *gateSink) Flush() {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.gate
+	})
+}
+func (s *gateSink) End(error) {}
+func (s *gateSink) Detached() {}
+
+// TestBusyBatchRunsCommands: one batch of events with far more than 4 MiB
+// to read (32 sockets, each with what its buffer holds) runs the commands
+// queued meanwhile every 4 MiB, not after the whole batch: a Detach asked
+// for at the batch's first Flush is done within 5 MiB (the cut, plus one
+// socket's 1 MiB per event) of further reads.
+func TestBusyBatchRunsCommands(t *testing.T) {
+	const (
+		conns    = 32
+		cutBound = 4<<20 + 1<<20 // batchBudget + eventBudget
+	)
+	a, err := arena.New(arena.Config{Blocks: 1024, BlockSize: 16 << 10})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	var fds []int
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			_ = syscall.Close(fd)
+		}
+	})
+	pair := func() (int, int) {
+		p, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		fds = append(fds, p[0], p[1])
+		require.NoError(t, syscall.SetNonblock(p[0], true))
+		require.NoError(t, syscall.SetNonblock(p[1], true))
+		return p[0], p[1]
+	}
+	e, err := fallback.New(fallback.Config{Arena: a})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Close() }) // before the fds close
+
+	g := &gateSink{a: a, entered: make(chan struct{}), gate: make(chan struct{})}
+	gr, gw := pair()
+	_, err = e.Attach(gr, g)
+	require.NoError(t, err)
+	_, err = syscall.Write(gw, []byte{1})
+	require.NoError(t, err)
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the gate connection's byte was not delivered in 5 s")
+	}
+
+	// The loop waits in the gate's Flush: fill every socket to what it
+	// holds and attach it, then let the loop go on.
+	p := &batchProbe{a: a, e: e, endSeen: make(chan struct{}), allRead: make(chan struct{})}
+	ir, _ := pair()
+	p.idle, err = e.Attach(ir, &idleSink{p: p})
+	require.NoError(t, err)
+	sinks := make([]*countSink, conns)
+	queued := make([]int, conns)
+	total := 0
+	for i := range sinks {
+		r, w := pair()
+		_ = syscall.SetsockoptInt(w, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20) // capped at wmem_max
+		queued[i] = fill(t, w, make([]byte, 4<<20))
+		total += queued[i]
+		p.left = total // the loop waits at the gate
+		sinks[i] = &countSink{p: p}
+		_, err = e.Attach(r, sinks[i])
+		require.NoError(t, err)
+	}
+	close(g.gate)
+	if total < 2*cutBound {
+		t.Skipf("%d sockets here buffer %d bytes in all, too few to tell a cut batch from a whole one", conns, total)
+	}
+	select {
+	case <-p.endSeen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Detached 10 s after a Detach asked for in a Flush")
+	}
+	select {
+	case <-p.allRead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every queued byte was delivered in 10 s")
+	}
+	require.NoError(t, e.Close())
+	assert.True(t, p.asked)
+	assert.LessOrEqual(t, p.atEnd, cutBound, "bytes read after the Detach was asked for, before it ran (%d were queued in the batch)", total)
+	for i, s := range sinks {
+		assert.Equal(t, queued[i], s.got, "connection %d", i)
+	}
+	assert.Zero(t, a.InUse(), "blocks still taken after the engine closed")
+	t.Logf("%d bytes queued in the batch, %d read after the Detach was asked for and before it ran", total, p.atEnd)
+}
