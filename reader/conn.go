@@ -344,10 +344,11 @@ func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
 	return r.Read(p)
 }
 
-// Write writes p to the socket. Called from a handler (on an engine loop) it
-// never waits: what the socket does not take at once is copied and flushed
-// in order by a goroutine of the connection's own, and a later Write
-// returns any error that flush met. Elsewhere, and from handlers of the
+// Write writes p to the socket. Called from a handler (on an engine loop),
+// whether to the handler's own connection or another, it never waits: what
+// the socket does not take at once is copied and flushed in order by a
+// goroutine of the connection's own, and a later Write returns any error
+// that flush met. Elsewhere, and from handlers of the
 // portable engine (non-Linux builds, whose callbacks run on a goroutine of
 // the connection's own), it waits like net.Conn.Write.
 // Writes are delivered in the order the calls were made.
@@ -355,11 +356,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
-	if c.inCallback.Load() && c.g.lends {
-		// From a handler, on the engine loop (or, harmlessly, from another
-		// goroutine while a handler runs): never wait. (The portable
-		// engine has no loop: its handlers run on a goroutine of the
-		// connection's own, which may wait.)
+	if c.g.lends && (c.inCallback.Load() || c.engine().onLoop()) {
+		// From a handler, on an engine loop (or, harmlessly, from another
+		// goroutine while one of this connection's handlers runs): never
+		// wait. That includes a handler writing to another connection,
+		// of its engine or another: its loop would stop every connection
+		// it serves meanwhile, or wait for itself. (The portable engine has
+		// no loop: its handlers run on a goroutine of the connection's
+		// own, which may wait.)
 		return c.writeOnLoop(p)
 	}
 	c.wmu.Lock()

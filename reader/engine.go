@@ -307,13 +307,19 @@ func newGroup(o *engineOptions) (*group, error) {
 			return nil, err
 		}
 		g.engines = append(g.engines, e)
-		q := segq.NewShared(segq.Config{
+		cfg := segq.Config{
 			Arena:     a,
 			Limit:     qlimit,
 			MaxBlocks: max(2, a.Len()/8),
 			Spiller:   e.spiller(),
 			OnRelease: e.releaser(),
-		})
+		}
+		if g.lends {
+			// A blocking-mode Reader used from a handler (misuse) must not
+			// park the loop: it gets ErrWouldBlock instead.
+			cfg.MustNotWait = e.onLoop
+		}
+		q := segq.NewShared(cfg)
 		sh.Store(q)
 		g.queues = append(g.queues, q)
 	}

@@ -35,6 +35,10 @@ var (
 	// a handler-mode Reader is lent to the connection only while one of its
 	// callbacks runs.
 	ErrOutsideCallback = errors.New("zcio/reader: handler-mode Reader used outside the connection's callbacks")
+	// ErrHandlerClose is returned by Close on the Reader of a handler-mode
+	// connection, which belongs to the connection: Conn.Close ends it.
+	// Nothing was closed.
+	ErrHandlerClose = errors.New("zcio/reader: a handler-mode connection's Reader is closed by its Conn's Close")
 	// ErrNegativeCount is returned when a byte count is negative.
 	ErrNegativeCount = errors.New("zcio/reader: negative count")
 	// ErrReentrant is returned by a Reader method called from inside one

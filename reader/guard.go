@@ -66,6 +66,11 @@ func (r *Reader) closeGuarded() error {
 	case gsCloseAsked, gsClosed:
 		return ErrClosed
 	}
+	if r.handler {
+		// Its blocks and its life are the connection's (Conn.Close): closing
+		// only the Reader would leave the connection unread for good.
+		return ErrHandlerClose
+	}
 	r.shutdown()
 	if r.gs.Load() == gsCloseAsked {
 		// A call is in progress, perhaps waiting for data: closing the

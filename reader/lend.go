@@ -36,7 +36,7 @@ func (p *readerPool) get(q *segq.Queue) *Reader {
 // the Listener's settings.
 func (p *readerPool) newReader(q *segq.Queue) *Reader {
 	r := newQueueReader(q, p.o)
-	r.guarded, r.nonBlocking = true, true
+	r.guarded, r.nonBlocking, r.handler = true, true, true
 	return r
 }
 
@@ -93,8 +93,29 @@ func (c *Conn) giveBack() {
 		c.g.readers[c.ei].put(r)
 		return
 	}
+	if r.n > 0 && c.q.Paused() {
+		c.wantMore(r)
+	}
 	// Kept (it holds bytes): refused to anyone until the next callback.
 	r.gs.CompareAndSwap(gsIdle, gsBetween)
+}
+
+// wantMore runs when a callback returned leaving bytes in the Reader while
+// the connection's receive is paused: the handler waits for the rest of a
+// message, and a pause that nothing else would lift (the queue's bytes are
+// above the low mark but under the limit, or its blocks at their bound) would
+// leave the connection waiting for good, since no OnData comes without new
+// bytes. As a blocking Reader's take does, it lifts the pause, first copying
+// what the Reader holds into one block if the blocks are what paused it
+// (the next receive would pause again at once).
+func (c *Conn) wantMore(r *Reader) {
+	if c.q.Pending() >= c.q.Limit() {
+		return // it holds all the queue allows: it must consume first
+	}
+	if c.q.Crowded() {
+		r.spillIdle()
+	}
+	c.q.Want()
 }
 
 // endCallback ends what a callback may not carry over: the step back an

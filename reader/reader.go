@@ -89,6 +89,7 @@ type Reader struct {
 	unread      bool // the last call was a successful ReadByte
 	closed      bool
 	outside     bool // a handler-mode Reader asked for outside the callbacks (lend.go)
+	handler     bool // a handler-mode connection's Reader: stays non-blocking, and its connection closes it
 	// guarded: the Reader belongs to an engine's connection, whose Close may
 	// come from another goroutine while a call is in progress.
 	guarded bool
@@ -167,8 +168,9 @@ func (r *Reader) Limit() int { return r.limit }
 // SetNonBlocking switches handler mode on or off. In non-blocking mode a call
 // that would wait for data returns ErrWouldBlock with nothing consumed, and
 // ReadRange and Discard complete only when all n bytes are already there
-// (ErrTooLarge beyond the limit).
-func (r *Reader) SetNonBlocking(on bool) { r.nonBlocking = on }
+// (ErrTooLarge beyond the limit). A handler-mode connection's Reader stays
+// non-blocking: its calls run on an engine loop, which must not wait.
+func (r *Reader) SetNonBlocking(on bool) { r.nonBlocking = on || r.handler }
 
 // SetDeadline sets the time after which waiting calls return an error
 // matching os.ErrDeadlineExceeded, with nothing consumed; the zero time
@@ -210,7 +212,9 @@ func (r *Reader) Buffered() int {
 
 // Close gives back every block the Reader holds (and, for a pull Reader,
 // unmaps the arena it owns once no Slice holds its blocks). Slices retained
-// earlier stay valid. Later calls, Close included, return ErrClosed.
+// earlier stay valid. Later calls, Close included, return ErrClosed. The
+// Reader of a handler-mode connection is not closed this way (ErrHandlerClose):
+// Conn.Close ends the connection and gives back its blocks.
 func (r *Reader) Close() error {
 	if r.outside {
 		// A handler-mode Reader outside its callbacks, or one kept past a

@@ -46,6 +46,7 @@ func (l *Control[C]) BindLoop() {
 		loops.tids = make(map[int64]int)
 	}
 	loops.tids[tid]++
+	loops.publishLocked()
 	loops.Unlock()
 }
 
@@ -57,24 +58,43 @@ func (l *Control[C]) UnbindLoop() {
 	if loops.tids[tid]--; loops.tids[tid] <= 0 {
 		delete(loops.tids, tid)
 	}
+	loops.publishLocked()
 	loops.Unlock()
 }
 
 // loops holds the OS threads of every engine loop of the process.
-var loops struct {
+var loops loopSet
+
+// loopSet counts loop threads under its lock and publishes them as an
+// immutable set that OnAnyLoop reads without it: loops start and stop
+// rarely, and OnAnyLoop runs on data paths.
+type loopSet struct {
 	sync.Mutex
 	tids map[int64]int
+	set  atomic.Pointer[map[int64]struct{}]
+}
+
+// publishLocked publishes a copy of the counted threads. The caller holds
+// the lock.
+func (l *loopSet) publishLocked() {
+	set := make(map[int64]struct{}, len(l.tids))
+	for tid := range l.tids {
+		set[tid] = struct{}{}
+	}
+	l.set.Store(&set)
 }
 
 // OnAnyLoop reports whether the caller runs on the loop of any engine of
 // the process: a handler of one engine calling into a connection of
 // another, say. Code that would wait for a loop must not wait there (two
-// loops waiting for each other deadlock). It costs a gettid(2) and a lock.
+// loops waiting for each other deadlock). It costs a gettid(2) and a map
+// lookup, and takes no lock.
 func OnAnyLoop() bool {
-	tid := int64(unix.Gettid())
-	loops.Lock()
-	_, ok := loops.tids[tid]
-	loops.Unlock()
+	set := loops.set.Load()
+	if set == nil || len(*set) == 0 {
+		return false
+	}
+	_, ok := (*set)[int64(unix.Gettid())]
 	return ok
 }
 

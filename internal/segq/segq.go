@@ -80,6 +80,12 @@ type Config struct {
 	// consumer's goroutine and must not block: it tells the producer that it
 	// may receive again.
 	OnResume func()
+	// MustNotWait, when set, is asked when a Take is about to wait: true
+	// means the consumer's goroutine must not (it is an engine's loop, which
+	// every connection of the engine waits on), and the Take returns
+	// ErrWouldBlock as a non-blocking one would. It runs under the queue's
+	// lock and must not block.
+	MustNotWait func() bool
 }
 
 // Queue is one connection's FIFO of segments: one producer goroutine pushes,
@@ -182,6 +188,7 @@ type Shared struct {
 	maxRuns int32
 	spill   *Spiller
 	release func(arena.Ref) // Config.OnRelease, else the arena's Release
+	noWait  func() bool     // Config.MustNotWait
 	// spare holds segment arrays no queue or consumer holds: those of
 	// drained queues that recycle them (Queue.Recycle), and those consumers
 	// that wait hand back (Queue.Spare). Push takes one for a queue that
@@ -220,6 +227,7 @@ func NewShared(cfg Config) *Shared {
 		maxRuns: int32(min(max(cfg.MaxBlocks, 0), math.MaxInt32)),
 		spill:   cfg.Spiller,
 		release: release,
+		noWait:  cfg.MustNotWait,
 	}
 }
 
@@ -500,6 +508,37 @@ func (q *Queue) Push(s Segment) (pause bool) {
 	return true
 }
 
+// Want is for a consumer that holds bytes it cannot use yet and takes no
+// more now: a handler that looked at what arrived (Poll) and returned to
+// wait for the rest. Like a Take that finds the queue empty, it lifts a
+// pause that stands, so that the rest can come (calling Config.OnResume),
+// unless segments are still queued (the consumer has not seen them yet) or
+// the pending bytes reach the limit (the consumer holds all it may and must
+// consume first). Holding blocks past their bound (Crowded) lifts nothing
+// for long: the next push pauses again, so the consumer should compact what
+// it holds first. It reports whether it lifted a pause.
+func (q *Queue) Want() bool {
+	q.mu.Lock()
+	lift := len(q.segs) == 0 && q.flags&(qClosed|qEnded) == 0 &&
+		q.pending.Load() < q.sh.limit && q.rs.lift()
+	q.mu.Unlock()
+	if lift && q.resume != nil {
+		q.resume.Resume()
+	}
+	return lift
+}
+
+// Paused reports whether a pause stands: the producer was asked to stop and
+// OnResume has not been called since.
+func (q *Queue) Paused() bool { return q.rs.paused() }
+
+// Crowded reports whether the segments pushed and not given back span as
+// many blocks as the queue allows (Config.MaxBlocks), so that the next push
+// in a new block pauses the producer.
+func (q *Queue) Crowded() bool {
+	return q.sh.maxRuns > 0 && q.rs.runs() >= q.sh.maxRuns
+}
+
 // drained reports whether a paused producer may go on: the queued bytes
 // fell to half the limit and the runs to half their bound.
 func (q *Queue) drained() bool {
@@ -616,6 +655,9 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		// wait. Nothing waits when the look ends the call.
 		plain := !timed
 		waits := !nonBlocking && !nudged && !closed && end == nil
+		if waits && q.sh.noWait != nil && q.sh.noWait() {
+			waits, nonBlocking = false, true
+		}
 		var notify chan struct{}
 		switch {
 		case !waits:
