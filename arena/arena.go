@@ -3,6 +3,7 @@ package arena
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -65,6 +66,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: block size %d is not a power of two", ErrInvalidConfig, c.BlockSize)
 	case c.Blocks < 1 || c.Blocks > MaxBlocks:
 		return fmt.Errorf("%w: block count %d outside [1, %d]", ErrInvalidConfig, c.Blocks, MaxBlocks)
+	case uint64(c.Blocks)*uint64(c.BlockSize) > math.MaxInt:
+		// Where int has 32 bits, 4,096 blocks of 1 MiB already wrap.
+		return fmt.Errorf("%w: %d blocks of %d bytes do not fit in an int", ErrInvalidConfig, c.Blocks, c.BlockSize)
 	}
 	return nil
 }

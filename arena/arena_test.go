@@ -3,6 +3,7 @@ package arena_test
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -51,6 +52,22 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// Where int has 32 bits, Blocks*BlockSize can wrap (4,097 blocks of 1 MiB
+// would map 1 MiB, and block 4,096 would alias block 0): New refuses what
+// does not fit in an int.
+func TestNewRejectsSizeBeyondInt(t *testing.T) {
+	if bits.UintSize != 32 {
+		t.Skip("every valid configuration fits in a 64-bit int (at most 32 GiB)")
+	}
+	a, err := arena.New(arena.Config{Blocks: 4097, BlockSize: arena.MaxBlockSize})
+	if a != nil {
+		t.Errorf("accepted: %d blocks, %d bytes mapped", a.Len(), a.Size())
+		_ = a.Close()
+	}
+	assert.ErrorIs(t, err, arena.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "do not fit in an int")
 }
 
 func TestZeroConfigUsesDefaults(t *testing.T) {

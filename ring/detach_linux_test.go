@@ -74,3 +74,44 @@ func TestDetachedConnectionLeavesTheStarved(t *testing.T) {
 	assert.Zero(t, a.InUse())
 	require.NoError(t, a.Close())
 }
+
+// Attach beyond EngineConfig.MaxConns fails with ErrTooManyConns and leaves
+// the engine serving the connections it has.
+func TestAttachBeyondMaxConns(t *testing.T) {
+	a, err := arena.New(arena.Config{Blocks: 8, BlockSize: 4096})
+	require.NoError(t, err)
+	e, err := ring.NewEngine(ring.EngineConfig{Arena: a, MaxConns: 1})
+	require.NoError(t, err)
+	var fds []int
+	for range 2 {
+		pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		require.NoError(t, syscall.SetNonblock(pair[0], true))
+		fds = append(fds, pair[0], pair[1])
+	}
+	s := &holdSink{detached: make(chan struct{})}
+	h, err := e.Attach(fds[0], s)
+	require.NoError(t, err)
+	_, err = e.Attach(fds[2], &holdSink{detached: make(chan struct{})})
+	assert.ErrorIs(t, err, ring.ErrTooManyConns)
+	assert.ErrorContains(t, err, "zcio/ring: attach fd ")
+
+	_, err = syscall.Write(fds[1], []byte("still served"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.held) > 0 }, 5*time.Second, time.Millisecond)
+	h.Detach()
+	select {
+	case <-s.detached:
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "no Detached")
+	}
+	for _, r := range s.take() {
+		a.Release(r)
+	}
+	require.NoError(t, e.Close())
+	for _, fd := range fds {
+		require.NoError(t, syscall.Close(fd))
+	}
+	assert.Zero(t, a.InUse())
+	require.NoError(t, a.Close())
+}

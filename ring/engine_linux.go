@@ -311,7 +311,7 @@ func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	c := &h.c
 	slot, ok := e.slots.Reserve()
 	if !ok {
-		return nil, fmt.Errorf("zcio/ring: attach fd %d: too many connections (limit %d)", fd, e.cfg.MaxConns)
+		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w (limit %d)", fd, ErrTooManyConns, e.cfg.MaxConns)
 	}
 	c.slot = slot // before the table publishes c: the loop reads it without the lock
 	e.slots.Put(slot, c)
@@ -490,7 +490,7 @@ func (e *Engine) setup() error {
 	if Probe().RecvCap.OK {
 		e.armCap = armCap(e.a.Size(), e.a.BlockSize())
 		if e.cfg.ArmCap > 0 {
-			e.armCap = uint32(min(uint64(max(e.cfg.ArmCap, e.a.BlockSize())), uint64(e.a.Size()), math.MaxUint32))
+			e.armCap = uint32(min(uint64(max(e.cfg.ArmCap, e.a.BlockSize())), uint64(e.a.Size()), math.MaxInt32))
 		}
 	}
 	e.bundle = Probe().Bundle.OK && !noBundles.Load()

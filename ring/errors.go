@@ -25,4 +25,7 @@ var (
 	ErrWrongThread = errors.New("zcio/ring: ring used from another OS thread than its creator")
 	// ErrInvalidConfig is returned for a configuration out of range.
 	ErrInvalidConfig = errors.New("zcio/ring: invalid config")
+	// ErrTooManyConns is returned by Engine.Attach when the engine already
+	// serves EngineConfig.MaxConns connections. Nothing was attached.
+	ErrTooManyConns = errors.New("zcio/ring: too many connections")
 )
