@@ -112,7 +112,7 @@ func choose(kind EngineKind) (EngineInfo, error) {
 		case NameFallback:
 			kind = Fallback
 		default:
-			return EngineInfo{}, fmt.Errorf("zcio/reader: %s=%q: want %s or %s", EnvEngine, v, NameIOUring, NameFallback)
+			return EngineInfo{}, fmt.Errorf("zcio/reader: %s=%q: want %s or %s: %w", EnvEngine, v, NameIOUring, NameFallback, ErrInvalidConfig)
 		}
 		if kind != Auto {
 			info, err := choose(kind)
@@ -130,7 +130,7 @@ func choose(kind EngineKind) (EngineInfo, error) {
 	case Fallback:
 		return EngineInfo{fallbackName, "asked for"}, nil
 	}
-	return EngineInfo{}, fmt.Errorf("zcio/reader: unknown engine %v", kind)
+	return EngineInfo{}, fmt.Errorf("zcio/reader: unknown engine %v: %w", kind, ErrInvalidConfig)
 }
 
 // engineOptions are the options of Listen and Wrap.
@@ -285,7 +285,7 @@ func newGroup(o *engineOptions) (*group, error) {
 	}
 	blocks := mem / n / bs
 	if blocks < 4 {
-		return nil, fmt.Errorf("zcio/reader: memory budget %d bytes gives %d engines fewer than 4 blocks of %d bytes each", mem, n, bs)
+		return nil, fmt.Errorf("zcio/reader: memory budget %d bytes gives %d engines fewer than 4 blocks of %d bytes each: %w", mem, n, bs, ErrInvalidConfig)
 	}
 	blocks = min(blocks, 32768)
 	qlimit := o.queueLimit

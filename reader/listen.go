@@ -232,8 +232,8 @@ var ErrHandlerPanic = errors.New("zcio/reader: handler panicked")
 // When the process runs out of file descriptors it waits and tries again
 // (5 ms, doubling up to 1 s), until ln.Close.
 func Serve(ln *Listener, h Handler) error {
-	if h == nil {
-		return fmt.Errorf("zcio/reader: serve: nil handler")
+	if ln == nil || h == nil {
+		return fmt.Errorf("zcio/reader: serve: nil listener or handler: %w", ErrInvalidConfig)
 	}
 	hr := &handlerRef{h}
 	var backoff time.Duration
