@@ -17,6 +17,8 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 	}{
 		"memory too small": {opts: []Option{WithMemory(64 << 10), WithEngines(4)}, want: "memory budget 65536 bytes"},
 		"unknown engine":   {opts: []Option{WithEngine(EngineKind(99))}, want: "unknown engine"},
+		"block size 3000":  {opts: []Option{WithBlockSize(3000)}, want: "block size 3000"},
+		"block size 2 MiB": {opts: []Option{WithBlockSize(2 << 20)}, want: "block size 2097152"},
 		"bad environment":  {env: "bogus", want: EnvEngine + `="bogus"`},
 	}
 	for name, tc := range cases {

@@ -356,17 +356,24 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
-	if c.g.lends && (c.inCallback.Load() || c.engine().onLoop()) {
-		// From a handler, on an engine loop (or, harmlessly, from another
+	if c.g.lends && c.inCallback.Load() {
+		// From a handler, on the engine loop (or, harmlessly, from another
 		// goroutine while one of this connection's handlers runs): never
-		// wait. That includes a handler writing to another connection,
-		// of its engine or another: its loop would stop every connection
-		// it serves meanwhile, or wait for itself. (The portable engine has
-		// no loop: its handlers run on a goroutine of the connection's
-		// own, which may wait.)
+		// wait. (The portable engine has no loop: its handlers run on a
+		// goroutine of the connection's own, which may wait.)
 		return c.writeOnLoop(p)
 	}
 	c.wmu.Lock()
+	// A handler may also write to another connection, of its engine or
+	// another: its loop must not wait there either, or every connection it
+	// serves would stop meanwhile (or wait for itself). Asking whether this
+	// is a loop costs a gettid(2), so it is asked only where the write
+	// could wait: behind another write, in a wrapped net.Conn or the
+	// poller's file, or (writeWait) once the socket is full.
+	if (c.flushing || c.writing || c.nc != nil || c.wfLocked() != nil) && c.onAnyLoop() {
+		c.wmu.Unlock()
+		return c.writeOnLoop(p)
+	}
 	for c.flushing || c.writing {
 		c.wsLocked().cond.Wait()
 	}
@@ -377,7 +384,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.writing = true
 	wf := c.wfLocked()
 	c.wmu.Unlock()
-	n, err := c.writeWait(wf, p)
+	n, err := c.writeWait(wf, p, true)
 	c.wmu.Lock()
 	c.writing = false
 	c.writesEndedLocked()
@@ -386,10 +393,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// onAnyLoop reports whether the caller runs on an engine loop, where a
+// write must not wait.
+func (c *Conn) onAnyLoop() bool { return c.g.lends && c.engine().onLoop() }
+
 // writeWait writes all of p, waiting for the socket as needed. The caller
 // owns the writing side (writing or flushing is set). wf is the poller's
-// file as read under wmu.
-func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
+// file as read under wmu. mayQueue (a Write's call, not the flusher's): on
+// an engine loop, what the socket does not take at once is queued for the
+// flusher instead of waited for.
+func (c *Conn) writeWait(wf *os.File, p []byte, mayQueue bool) (int, error) {
 	if c.nc != nil {
 		return c.nc.Write(p)
 	}
@@ -420,6 +433,14 @@ func (c *Conn) writeWait(wf *os.File, p []byte) (int, error) {
 					err = c.opErr("write", err)
 				}
 				return n, err
+			}
+			if mayQueue && c.onAnyLoop() {
+				err := c.queueLocked(p[n:])
+				c.wmu.Unlock()
+				if err != nil {
+					return n, err
+				}
+				return len(p), nil
 			}
 			wf, err = c.fileLocked()
 			c.wmu.Unlock()
@@ -468,10 +489,19 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 		}
 		p = p[n:]
 	}
+	if err := c.queueLocked(p); err != nil {
+		return total - len(p), err
+	}
+	return total, nil // all of p: written, or queued in order
+}
+
+// queueLocked appends p to the bytes the flusher goroutine writes, in
+// order, starting it if none runs. wmu is held.
+func (c *Conn) queueLocked(p []byte) error {
 	if !c.flushing && !c.tryHold() {
 		// The last hold went (a Close is closing the fd): a flusher
 		// started now would write to a closed, perhaps reused, number.
-		return total - len(p), c.opErr("write", net.ErrClosed)
+		return c.opErr("write", net.ErrClosed)
 	}
 	ws := c.wsLocked()
 	ws.pending = append(ws.pending, p...)
@@ -479,7 +509,7 @@ func (c *Conn) writeOnLoop(p []byte) (int, error) {
 		c.flushing = true
 		go c.flush()
 	}
-	return total, nil // all of p: written, or queued in order
+	return nil
 }
 
 // writableLocked says why a write may not start: the fd is closed, an
@@ -521,7 +551,7 @@ func (c *Conn) flush() {
 		buf, ws.pending = ws.pending, buf[:0]
 		wf := ws.wf
 		c.wmu.Unlock()
-		_, err := c.writeWait(wf, buf)
+		_, err := c.writeWait(wf, buf, false)
 		c.wmu.Lock()
 		if err != nil {
 			ws.err = err
@@ -751,10 +781,9 @@ func (c *Conn) setWriteDeadlineLocked(t time.Time) error {
 // a handler's Write queued are flushed first), and later Writes fail.
 func (c *Conn) CloseWrite() error {
 	if c.nc != nil {
-		if cw, ok := c.nc.Conn.(interface{ CloseWrite() error }); ok {
-			return cw.CloseWrite()
+		if _, ok := c.nc.Conn.(interface{ CloseWrite() error }); !ok {
+			return c.opErr("close", os.ErrInvalid)
 		}
-		return c.opErr("close", os.ErrInvalid)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -276,6 +276,9 @@ func newGroup(o *engineOptions) (*group, error) {
 	if bs <= 0 {
 		bs = DefaultEngineBlockSize
 	}
+	if bs < arena.MinBlockSize || bs > arena.MaxBlockSize || bs&(bs-1) != 0 {
+		return nil, fmt.Errorf("zcio/reader: block size %d: want a power of two from %d to %d: %w", bs, arena.MinBlockSize, arena.MaxBlockSize, ErrInvalidConfig)
+	}
 	n := o.engines
 	if n <= 0 {
 		// One per core, but no more than the memory gives a sane arena
@@ -415,8 +418,11 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	}
 	key.engines = max(key.engines, 0)
 	key.queueLimit = max(key.queueLimit, 0)
-	if key.idleTrim == 0 {
+	switch {
+	case key.idleTrim == 0:
 		key.idleTrim = DefaultIdleTrim
+	case key.idleTrim < 0:
+		key.idleTrim = -1 // every negative value means never
 	}
 	sharedGroupsMu.Lock()
 	defer sharedGroupsMu.Unlock()

@@ -40,8 +40,9 @@ var (
 	// Nothing was closed.
 	ErrHandlerClose = errors.New("zcio/reader: a handler-mode connection's Reader is closed by its Conn's Close")
 	// ErrInvalidConfig is wrapped by the errors of options, arguments and
-	// settings that cannot work: a memory budget too small for its engines,
-	// an unknown engine or ZCIO_ENGINE value, a nil Listener or Handler.
+	// settings that cannot work: a block size out of range, a memory budget
+	// too small for its engines, an unknown engine or ZCIO_ENGINE value, a
+	// nil Listener or Handler.
 	ErrInvalidConfig = errors.New("zcio/reader: invalid configuration")
 	// ErrNegativeCount is returned when a byte count is negative.
 	ErrNegativeCount = errors.New("zcio/reader: negative count")

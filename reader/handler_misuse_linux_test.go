@@ -323,3 +323,71 @@ func TestBlockingReaderOnALoopDoesNotWait(t *testing.T) {
 		})
 	}
 }
+
+// toWrapped: a "G" on any connection makes its handler write 4 MiB to a
+// Wrap'd blocking-mode Conn whose peer does not read yet.
+type toWrapped struct {
+	target *Conn
+	wrote  chan error
+	closed chan error
+}
+
+func (h *toWrapped) OnOpen(*Conn) {}
+func (h *toWrapped) OnData(c *Conn) {
+	r := c.Reader()
+	n := r.Buffered()
+	if n == 0 {
+		return
+	}
+	_, _ = r.Discard(n)
+	k, err := h.target.Write(make([]byte, 4<<20))
+	if err == nil && k != 4<<20 {
+		err = io.ErrShortWrite
+	}
+	h.wrote <- err
+}
+func (h *toWrapped) OnClose(c *Conn, err error) { h.closed <- err }
+
+// CloseWrite on a Wrap'd Conn after a handler's Write to it was queued: the
+// peer reads every byte that Write accepted before the end of the stream
+// (found by a review: the wrapped connection's CloseWrite shut the socket
+// at once, and the queued bytes were lost).
+func TestWrappedCloseWriteAfterAHandlersWrite(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			leakCheck(t)
+			t.Cleanup(closeSharedGroups)
+			// the wrapped target
+			tl, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer tl.Close()
+			peer, err := net.Dial("tcp", tl.Addr().String())
+			require.NoError(t, err)
+			defer peer.Close()
+			nc, err := tl.Accept()
+			require.NoError(t, err)
+			target, err := Wrap(nc, WithEngine(kind))
+			require.NoError(t, err)
+			defer target.Close()
+
+			h := &toWrapped{target: target, wrote: make(chan error, 1), closed: make(chan error, 1)}
+			ln, served := serve(t, kind, h, WithEngines(1))
+			trigger := dial(t, ln)
+			_, err = trigger.Write([]byte("G"))
+			require.NoError(t, err)
+			select {
+			case err := <-h.wrote:
+				require.NoError(t, err, "the handler's Write")
+			case <-time.After(5 * time.Second):
+				t.Fatal("handler Write waited")
+			}
+			// Every byte was accepted; now half-close.
+			require.NoError(t, target.CloseWrite())
+			require.NoError(t, peer.SetReadDeadline(time.Now().Add(10*time.Second)))
+			got, err := io.Copy(io.Discard, peer)
+			t.Logf("peer read %d bytes, then %v", got, err)
+			assert.Equal(t, int64(4<<20), got, "bytes a Write accepted were lost by CloseWrite")
+			endServe(t, ln, served, h.closed, trigger)
+		})
+	}
+}
