@@ -4,7 +4,6 @@ package reader
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -307,7 +306,7 @@ func TestBlockingReaderOnALoopDoesNotWait(t *testing.T) {
 			require.NoError(t, err)
 			select {
 			case err := <-h.err:
-				assert.True(t, errors.Is(err, ErrWouldBlock), "got %v", err)
+				assert.ErrorIs(t, err, ErrWouldBlock)
 			case <-time.After(5 * time.Second):
 				t.Fatal("a blocking-mode Read from a handler waited on the loop (5 s)")
 			}
