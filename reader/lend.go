@@ -106,13 +106,16 @@ func (c *Conn) giveBack() {
 // above the low mark but under the limit, or its blocks at their bound) would
 // leave the connection waiting for good, since no OnData comes without new
 // bytes. As a blocking Reader's take does, it lifts the pause, first copying
-// what the Reader holds into one block if the blocks are what paused it
-// (the next receive would pause again at once).
+// what the Reader holds into as few blocks as it fills if the blocks are
+// what paused it (the next receive would pause again at once, and each
+// receive would pin one more block). The limit is on what the Reader holds
+// unconsumed: the queue's pending count also has the consumed part of the
+// head segment.
 func (c *Conn) wantMore(r *Reader) {
-	if c.q.Pending() >= c.q.Limit() {
-		return // it holds all the queue allows: it must consume first
+	if r.n >= c.q.Limit() {
+		return // it holds all it may ask for: it must consume first
 	}
-	if c.q.Crowded() {
+	if r.crowded() {
 		r.spillIdle()
 	}
 	c.q.Want()

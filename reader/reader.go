@@ -357,6 +357,7 @@ func (r *Reader) moreOf(need int) error {
 	if p, ok := r.src.(*pullSource); ok { // called directly: no interface call
 		r.segs, added, err = p.fill(ctx, r.segs, r.nonBlocking, need)
 	} else {
+		r.compactCrowded()
 		for {
 			r.segs, added, err = r.src.fill(ctx, r.segs, r.nonBlocking, need)
 			if err == segq.ErrPark {

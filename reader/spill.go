@@ -3,13 +3,15 @@ package reader
 import "github.com/zcio/zcio/internal/segq"
 
 // spill copies the buffered, unconsumed bytes of an engine's Reader into
-// the engine's spill block and gives back the blocks they were in. It runs
-// only when the engine has run out of blocks while this Reader waits for the
-// rest of a message: those blocks are shared with other connections, and if
-// every block held a piece of some unfinished message, the connections
-// would wait for each other forever. Views handed out earlier are not
-// affected (no callback is running). It does nothing for more than a
-// block's worth of bytes, or when no spill block is free.
+// the engine's spill blocks and gives back the blocks they were in. It runs
+// when the engine has run out of blocks while this Reader waits for the
+// rest of a message, or when the Reader's bytes are spread over as many
+// blocks as its queue allows (compactCrowded): those blocks are shared with
+// other connections, and if every block held a piece of some unfinished
+// message, the connections would wait for each other forever. Views handed
+// out earlier are not affected (no callback is running). Bytes that fill
+// more than a block take whole free blocks, all at once; it does nothing
+// when those, or a spill block, are not free.
 func (r *Reader) spill() {
 	qs, ok := r.src.(*queueSource)
 	if !ok || r.n == 0 {
@@ -19,10 +21,10 @@ func (r *Reader) spill() {
 	if sp == nil {
 		return
 	}
-	var one [1]segq.Segment
-	out, ok := sp.Copy(one[:0], r.viewsOf(r.n), r.n)
+	var few [8]segq.Segment
+	out, ok := sp.Copy(few[:0], r.viewsOf(r.n), r.n)
 	if !ok {
-		out, ok = r.spillInPlace(sp, one[:0]) // no block free: the reserve is used up
+		out, ok = r.spillInPlace(sp, few[:0]) // no block free: the reserve is used up
 	}
 	if !ok {
 		return
@@ -31,11 +33,33 @@ func (r *Reader) spill() {
 	for r.h < len(r.segs) {
 		r.pop() // gives back the old segments and their pending bytes
 	}
-	qs.q().Adopt(out[0]) // the spilled copy is pending instead
-	r.segs = append(r.segs[:0], out[0])
+	qs.q().Adopt(out...) // the spilled copy is pending instead
+	r.segs = append(r.segs[:0], out...)
 	r.h, r.off, r.n = 0, 0, n
 	r.setHead()
 	r.scan, r.unread, r.lag = 0, false, false
+}
+
+// compactCrowded spills what a Reader holds before it asks for more, when
+// crowded says so: a take that finds the queue empty lifts the pause, so
+// without this each later receive, landing in a block shared with other
+// connections, would pin one more block.
+func (r *Reader) compactCrowded() {
+	if r.crowded() {
+		r.spill()
+	}
+}
+
+// crowded reports whether the Reader's queue is at its block bound
+// (segq.Queue.Crowded) with the bytes it holds spread over more blocks than
+// they fill, so that spilling them would take the connection off the bound.
+func (r *Reader) crowded() bool {
+	qs, ok := r.src.(*queueSource)
+	if !ok || r.n == 0 || !qs.q().Crowded() {
+		return false
+	}
+	bs := r.a.BlockSize()
+	return qs.q().Runs() > (r.n+bs-1)/bs+1
 }
 
 // spillInPlace is spill within the head segment's block, when the Reader

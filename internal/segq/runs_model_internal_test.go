@@ -1,6 +1,7 @@
 package segq
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -35,6 +36,15 @@ func expectedRuns(q *Queue, held []Segment) int32 {
 // count that drifted down would let a connection pin more blocks than
 // MaxBlocks; one that drifted up would pause it for good.
 func TestRunsMatchAModelThroughSpills(t *testing.T) {
+	// Small pushes make spills of a few bytes into the shared spill block;
+	// large ones make spills that fill several blocks (Spiller.copyBlocks).
+	for _, maxPush := range []int{7, 3000} {
+		t.Run(fmt.Sprintf("push<=%d", maxPush), func(t *testing.T) { runsModel(t, maxPush) })
+	}
+}
+
+func runsModel(t *testing.T, maxPush int) {
+	multi := 0 // spills into several blocks
 	for seed := range uint64(300) {
 		a, err := arena.New(arena.Config{BlockSize: arena.MinBlockSize, Blocks: 64})
 		require.NoError(t, err)
@@ -48,7 +58,8 @@ func TestRunsMatchAModelThroughSpills(t *testing.T) {
 		for step := range 400 {
 			switch rng.IntN(5) {
 			case 0, 1: // push, into the producer's block or a new one
-				if !have || off >= arena.MinBlockSize-8 || rng.IntN(3) == 0 {
+				n := 1 + rng.IntN(maxPush)
+				if !have || off+n > arena.MinBlockSize || rng.IntN(3) == 0 {
 					if have {
 						a.Release(cur)
 					}
@@ -59,7 +70,6 @@ func TestRunsMatchAModelThroughSpills(t *testing.T) {
 					cur, have, off = r, true, 0
 				}
 				a.Retain(cur)
-				n := 1 + rng.IntN(7)
 				q.Push(Segment{Ref: cur, Off: uint32(off), Len: uint32(n)})
 				off += n
 				ops = append(ops, "push")
@@ -89,8 +99,20 @@ func TestRunsMatchAModelThroughSpills(t *testing.T) {
 				for _, s := range held {
 					q.Done(s)
 				}
-				q.Adopt(out[0])
-				held = append(held[:0], out[0])
+				if total > arena.MinBlockSize {
+					require.Len(t, out, (total+arena.MinBlockSize-1)/arena.MinBlockSize)
+					multi++
+				}
+				var want, got []byte
+				for _, v := range views {
+					want = append(want, v...)
+				}
+				for _, s := range out {
+					got = append(got, s.Bytes(a)...)
+				}
+				require.Equal(t, want, got, "seed %d step %d: the spilled copy", seed, step)
+				q.Adopt(out...)
+				held = append(held[:0], out...)
 				ops = append(ops, "spill")
 			}
 			require.Equal(t, expectedRuns(q, held), q.rs.runs(), "seed %d step %d, last ops %v", seed, step, ops[max(0, len(ops)-8):])
@@ -108,4 +130,8 @@ func TestRunsMatchAModelThroughSpills(t *testing.T) {
 		assert.Zero(t, a.InUse())
 		require.NoError(t, a.Close())
 	}
+	if maxPush > arena.MinBlockSize/2 {
+		assert.Positive(t, multi, "no spill filled several blocks")
+	}
+	t.Logf("%d spills into several blocks", multi)
 }

@@ -512,15 +512,14 @@ func (q *Queue) Push(s Segment) (pause bool) {
 // more now: a handler that looked at what arrived (Poll) and returned to
 // wait for the rest. Like a Take that finds the queue empty, it lifts a
 // pause that stands, so that the rest can come (calling Config.OnResume),
-// unless segments are still queued (the consumer has not seen them yet) or
-// the pending bytes reach the limit (the consumer holds all it may and must
-// consume first). Holding blocks past their bound (Crowded) lifts nothing
+// unless segments are still queued (the consumer has not seen them yet).
+// The caller checks that it holds less than the limit (it may ask for up
+// to that much). Holding blocks past their bound (Crowded) lifts nothing
 // for long: the next push pauses again, so the consumer should compact what
 // it holds first. It reports whether it lifted a pause.
 func (q *Queue) Want() bool {
 	q.mu.Lock()
-	lift := len(q.segs) == 0 && q.flags&(qClosed|qEnded) == 0 &&
-		q.pending.Load() < q.sh.limit && q.rs.lift()
+	lift := len(q.segs) == 0 && q.flags&(qClosed|qEnded) == 0 && q.rs.lift()
 	q.mu.Unlock()
 	if lift && q.resume != nil {
 		q.resume.Resume()
@@ -531,6 +530,10 @@ func (q *Queue) Want() bool {
 // Paused reports whether a pause stands: the producer was asked to stop and
 // OnResume has not been called since.
 func (q *Queue) Paused() bool { return q.rs.paused() }
+
+// Runs returns how many runs (segments in one block, one after the other)
+// the segments pushed and not given back make: about the blocks they pin.
+func (q *Queue) Runs() int { return int(q.rs.runs()) }
 
 // Crowded reports whether the segments pushed and not given back span as
 // many blocks as the queue allows (Config.MaxBlocks), so that the next push

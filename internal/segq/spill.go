@@ -22,17 +22,29 @@ func (q *Queue) Nudge() {
 	q.mu.Unlock()
 }
 
-// Adopt counts the bytes of s, a spilled segment that replaces segments the
-// consumer gave back with Done, as pending again, and the runs the Done
-// calls to come will take off: s's own (the next segment the consumer gives
-// back is s), and that of the rest of the block the consumer gave back last
-// when the producer goes on in it (its run was taken off with the given-back
-// part, and after s it is a run again). Consumer only.
-func (q *Queue) Adopt(s Segment) {
-	q.pending.Add(int64(s.Len))
-	last, k := q.lastDone.Load(), packRef(s.Ref)
-	if k != last {
-		q.rs.add(1)
+// Adopt counts the bytes of segs, spilled segments (in order, as Spiller.Copy
+// made them) that replace segments the consumer gave back with Done, as
+// pending again, and the runs the Done calls to come will take off: one per
+// block of segs (the next segments the consumer gives back are segs), and
+// that of the rest of the block the consumer gave back last when the
+// producer goes on in it (its run was taken off with the given-back part,
+// and after segs it is a run again). Consumer only.
+func (q *Queue) Adopt(segs ...Segment) {
+	if len(segs) == 0 {
+		return
+	}
+	var total int64
+	for _, s := range segs {
+		total += int64(s.Len)
+	}
+	q.pending.Add(total)
+	last := q.lastDone.Load()
+	k := last
+	for _, s := range segs {
+		if p := packRef(s.Ref); p != k {
+			q.rs.add(1)
+			k = p
+		}
 	}
 	q.mu.Lock()
 	switch {
@@ -70,16 +82,23 @@ type Spiller struct {
 // NewSpiller returns a spiller over a.
 func NewSpiller(a *arena.Arena) *Spiller { return &Spiller{a: a} }
 
-// Copy copies the total bytes of views into one spill block and appends to
-// dst a segment for them, holding its own reference. It returns false, with
-// nothing appended or held, when total exceeds a block or no block is free.
+// Copy copies the total bytes of views into spill blocks and appends to dst
+// a segment per block used, each holding its own reference. Up to a block's
+// worth goes after the earlier copies in the current spill block when it
+// has room (or into a new one); more takes as many free blocks as the bytes
+// fill, all at once, the last of them becoming the current spill block. It
+// returns false, with nothing appended or held, when total is not positive
+// or the blocks are not free.
 func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, bool) {
 	bs := s.a.BlockSize()
-	if total <= 0 || total > bs {
+	if total <= 0 {
 		return dst, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if total > bs {
+		return s.copyBlocks(dst, views, total)
+	}
 	// Append to the current block if it has room and still holds a copy
 	// (the reference TryRetain adds is the new segment's); once its last
 	// copy went back it is free, perhaps another's already.
@@ -100,6 +119,37 @@ func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, boo
 	}
 	dst = append(dst, Segment{Ref: s.tail, Off: uint32(s.off), Len: uint32(total)})
 	s.off += total
+	return dst, true
+}
+
+// copyBlocks is Copy for more than a block: whole free blocks, taken all
+// at once or not at all. s.mu is held.
+func (s *Spiller) copyBlocks(dst []Segment, views [][]byte, total int) ([]Segment, bool) {
+	bs := s.a.BlockSize()
+	start := len(dst)
+	for left := total; left > 0; left -= bs {
+		r, ok := s.a.Take() // its reference is the segment's
+		if !ok {
+			for _, sg := range dst[start:] {
+				s.a.Release(sg.Ref)
+			}
+			return dst[:start], false
+		}
+		dst = append(dst, Segment{Ref: r, Len: uint32(min(bs, left))})
+	}
+	vi, vo := 0, 0 // the view being copied, and how much of it is copied
+	for _, sg := range dst[start:] {
+		b := s.a.Bytes(sg.Ref.ID())[:sg.Len]
+		for n := 0; n < len(b); {
+			c := copy(b[n:], views[vi][vo:])
+			n, vo = n+c, vo+c
+			if vo == len(views[vi]) {
+				vi, vo = vi+1, 0
+			}
+		}
+	}
+	last := dst[len(dst)-1]
+	s.tail, s.off, s.have = last.Ref, int(last.Len), true
 	return dst, true
 }
 
