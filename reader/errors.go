@@ -55,5 +55,9 @@ var (
 	// as the call that runs the callback returns.
 	ErrReentrant = errors.New("zcio/reader: Reader method called from inside one of its callbacks, or from two goroutines at once")
 
-	errNegativeRead = errors.New("zcio/reader: source returned a negative or oversized count from Read")
+	// ErrInvalidCount is returned when an io.Reader (NewReader's source) or
+	// an io.Writer (WriteTo's) reports a negative count, or more bytes than
+	// it was given. The bytes before that call stay as they were: read
+	// bytes stay readable, written ones are consumed.
+	ErrInvalidCount = errors.New("zcio/reader: io.Reader or io.Writer returned an invalid count")
 )

@@ -3,7 +3,9 @@ package reader
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"net"
 )
 
 // ReadRange consumes exactly n bytes and streams them to yield as views, in
@@ -278,7 +280,7 @@ func (r *Reader) ReadSlice(delim byte, fn func(line [][]byte)) error {
 	defer r.end()
 	k, err := r.lineLen(delim)
 	if err != nil {
-		return err
+		return r.endErr(err)
 	}
 	r.inCb = true
 	fn(r.viewsOf(k))
@@ -300,10 +302,10 @@ func (r *Reader) ReadLine(fn func(line [][]byte)) error {
 	k, err := r.lineLen('\n')
 	show := k
 	switch {
-	case err == io.ErrUnexpectedEOF:
+	case err == io.EOF && r.n > 0: // the stream itself ended inside the line
 		k, show = r.n, r.n
 	case err != nil:
-		return err
+		return r.endErr(err)
 	default:
 		show--
 		if show > 0 && r.byteAt(show-1) == '\r' {
@@ -334,7 +336,9 @@ func (r *Reader) lineLen(delim byte) (int, error) {
 			return 0, ErrLineTooLong
 		}
 		if err := r.more(); err != nil {
-			return 0, r.endErr(err)
+			// Raw: the callers tell the stream's own end (io.EOF) from a
+			// source's error, which may be io.ErrUnexpectedEOF itself.
+			return 0, err
 		}
 	}
 }
@@ -384,10 +388,12 @@ func (r *Reader) Read(p []byte) (n int, err error) {
 }
 
 // WriteTo writes the rest of the stream to w straight from the arena blocks
-// (io.WriterTo), every buffered segment in one net.Buffers write: one
-// writev(2) when w is a net.Conn of the standard library (TCP, Unix), one
-// Write per segment otherwise. It returns when the stream ends (nil error) or
-// on the first error of the source or of w; bytes w accepted are consumed.
+// (io.WriterTo): every buffered segment in one writev(2) when w is a TCP or
+// Unix connection of the standard library, one Write per segment otherwise.
+// It returns when the stream ends (nil error) or on the first error of the
+// source or of w (io.ErrShortWrite for a short write without one,
+// ErrInvalidCount for a count w could not have written); bytes w accepted
+// are consumed.
 func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 	if err := r.begin(); err != nil {
 		return 0, err
@@ -406,7 +412,13 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 		// is r's own, so no copy of the slice header escapes.
 		v := r.viewsOf(r.n)
 		r.inCb = true
-		m, err := r.views.WriteTo(w)
+		var m int64
+		switch w.(type) {
+		case *net.TCPConn, *net.UnixConn:
+			m, err = r.views.WriteTo(w) // one writev(2)
+		default:
+			m, err = writeViews(w, v) // counts checked: w may be anything
+		}
 		r.inCb = false
 		r.views = v
 		clear(r.views)
@@ -419,4 +431,26 @@ func (r *Reader) WriteTo(w io.Writer) (written int64, err error) {
 			return written, ErrClosed // w closed the Reader: stop reading
 		}
 	}
+}
+
+// writeViews writes each view to w in turn, as net.Buffers does, but checks
+// what w reports: a short write without an error stops with
+// io.ErrShortWrite, and an impossible count with ErrInvalidCount (only the
+// views before it count as written).
+func writeViews(w io.Writer, views [][]byte) (int64, error) {
+	var total int64
+	for _, b := range views {
+		n, err := w.Write(b)
+		if n < 0 || n > len(b) {
+			return total, fmt.Errorf("%w: Write returned %d for %d bytes", ErrInvalidCount, n, len(b))
+		}
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		if n < len(b) {
+			return total, io.ErrShortWrite
+		}
+	}
+	return total, nil
 }

@@ -189,9 +189,8 @@ func (r *Reader) Wait(ctx context.Context, n int) error {
 	}
 	defer r.end()
 	r.ctx = ctx
-	err := r.ensure(n)
-	r.ctx = nil
-	return err
+	defer func() { r.ctx = nil }() // also when the source panics
+	return r.ensure(n)
 }
 
 // Buffered returns the number of bytes that can be read without waiting.
@@ -393,10 +392,12 @@ func (r *Reader) moreOfBoth(need int) error {
 	both, cancel := context.WithCancel(call)
 	stop := context.AfterFunc(base, cancel)
 	r.ctx, r.baseCtx = both, nil
+	defer func() {
+		r.ctx, r.baseCtx = call, base // also when the source panics
+		stop()
+		cancel()
+	}()
 	err := r.moreOf(need)
-	r.ctx, r.baseCtx = call, base
-	stop()
-	cancel()
 	if err != nil && both.Err() != nil && call.Err() == nil {
 		if berr := base.Err(); berr != nil {
 			return berr // the wait ended because the Reader's context did

@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -173,7 +174,7 @@ func (p *pullSource) readOnce() (int, error) {
 	for range maxEmptyReads {
 		m, err := p.rd.Read(buf)
 		if m < 0 || m > len(buf) {
-			p.err = errNegativeRead
+			p.err = fmt.Errorf("%w: Read returned %d for a %d-byte buffer", ErrInvalidCount, m, len(buf))
 			return 0, p.err
 		}
 		if err != nil && !isTimeout(err) {
@@ -200,6 +201,9 @@ func isTimeout(err error) bool {
 // a full block is swapped for the spare one once the Reader has consumed the
 // spare; only when neither is free does it take a block from the arena.
 func (p *pullSource) room() error {
+	if p.a.Debug() {
+		return p.roomDebug()
+	}
 	if p.have && p.a.Refs(p.cur.ID()) == 1 {
 		p.fillOff = 0 // ours alone: every byte read into it is consumed
 	}
@@ -219,6 +223,26 @@ func (p *pullSource) room() error {
 	r, ok := p.a.Take()
 	if !ok {
 		return ErrNoBlocks
+	}
+	p.cur, p.have, p.fillOff = r, true, 0
+	return nil
+}
+
+// roomDebug is room over a debug arena: a block whose bytes are all
+// consumed, or that is full, goes back to the arena (which makes it fault
+// on access) instead of being filled again or kept as the spare, so that a
+// view kept past its callback faults rather than show later bytes (until
+// the arena hands the block out again).
+func (p *pullSource) roomDebug() error {
+	if p.have && (p.fillOff == 0 || p.fillOff < p.a.BlockSize() && p.a.Refs(p.cur.ID()) > 1) {
+		return nil // nothing read into it yet, or unconsumed bytes of ours in it
+	}
+	r, ok := p.a.Take() // first, so that it is not the block released next
+	if !ok {
+		return ErrNoBlocks
+	}
+	if p.have {
+		p.a.Release(p.cur)
 	}
 	p.cur, p.have, p.fillOff = r, true, 0
 	return nil

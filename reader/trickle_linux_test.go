@@ -105,7 +105,9 @@ func TestTrickledMessageDoesNotStopTheEngine(t *testing.T) {
 			}
 			require.NoError(t, ln.Close())
 			require.NoError(t, err, "the trickled %d-byte message did not complete", msg)
-			assert.LessOrEqual(t, runs, bound+1, "blocks the trickled message pins")
+			// The message fills 8 blocks (the bound), compacted when its pieces
+			// go past that; pieces received since add a few.
+			assert.LessOrEqual(t, runs, 2*bound, "blocks the trickled message pins")
 			arenasIdle(t, ln.g)
 		})
 	}
