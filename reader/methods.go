@@ -11,7 +11,9 @@ import (
 // ReadRange consumes exactly n bytes and streams them to yield as views, in
 // order, one per segment (a segment is at most one arena block). A view is
 // valid only until yield returns; the block it lies in goes back to the arena
-// as soon as every byte of it is consumed.
+// as soon as every byte of it is consumed (a NewReader Reader fills its own
+// consumed block again in place, as bufio does, except on a debug arena,
+// where a view kept past yield then faults).
 //
 // When n is within Limit (or already buffered), ReadRange first waits until all n bytes are
 // buffered: on an error nothing was consumed and yield was not called
