@@ -239,6 +239,10 @@ func (p *pullSource) roomDebug() error {
 	}
 	r, ok := p.a.Take() // first, so that it is not the block released next
 	if !ok {
+		if p.have && p.a.Refs(p.cur.ID()) == 1 {
+			p.fillOff = 0 // no other block: fill this one again, as room does
+			return nil
+		}
 		return ErrNoBlocks
 	}
 	if p.have {

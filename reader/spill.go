@@ -21,13 +21,34 @@ func (r *Reader) spill() {
 	if sp == nil {
 		return
 	}
+	// Leading segments that fill a block each (an earlier spill's) are as
+	// compact as they get: they stay, with a reference of their own for
+	// the new segment list, and only the rest is copied. Otherwise a
+	// message that trickles in would be copied whole again and again.
+	bs := r.a.BlockSize()
 	var few [8]segq.Segment
-	out, ok := sp.Copy(few[:0], r.viewsOf(r.n), r.n)
-	if !ok {
-		out, ok = r.spillInPlace(sp, few[:0]) // no block free: the reserve is used up
+	out := few[:0]
+	kept := 0
+	for i := r.h; i < len(r.segs) && kept < r.n; i++ {
+		s := r.segs[i]
+		if s.Off != 0 || int(s.Len) != bs || i == r.h && r.off != 0 {
+			break
+		}
+		out = append(out, s)
+		kept += bs
+	}
+	if kept >= r.n {
+		return // whole blocks only: nothing to compact
+	}
+	out, ok = sp.Copy(out, r.viewsOf(r.n)[len(out):], r.n-kept)
+	if !ok && kept == 0 {
+		out, ok = r.spillInPlace(sp, out) // no block free: the reserve is used up
 	}
 	if !ok {
 		return
+	}
+	for _, s := range out[:kept/bs] {
+		r.a.Retain(s.Ref) // the new list's reference; pop gives back the old one
 	}
 	n := r.n
 	for r.h < len(r.segs) {
@@ -51,15 +72,18 @@ func (r *Reader) compactCrowded() {
 }
 
 // crowded reports whether the Reader's queue is at its block bound
-// (segq.Queue.Crowded) with the bytes it holds spread over more blocks than
-// they fill, so that spilling them would take the connection off the bound.
+// (segq.Queue.Crowded) with the bytes it holds spread over more than twice
+// the blocks they fill, so that spilling them at least halves the blocks
+// the connection pins. Waiting for that much spreading, rather than
+// spilling at every piece past the fill, keeps the copying in proportion
+// to the bytes received.
 func (r *Reader) crowded() bool {
 	qs, ok := r.src.(*queueSource)
 	if !ok || r.n == 0 || !qs.q().Crowded() {
 		return false
 	}
 	bs := r.a.BlockSize()
-	return qs.q().Runs() > (r.n+bs-1)/bs+1
+	return qs.q().Runs() > 2*((r.n+bs-1)/bs)+1
 }
 
 // spillInPlace is spill within the head segment's block, when the Reader

@@ -72,11 +72,19 @@ func (q *Queue) Spiller() *Spiller { return q.sh.spill }
 // the arena (and the engine's reserve is whole again). Safe for concurrent
 // use.
 type Spiller struct {
-	a    *arena.Arena
-	mu   sync.Mutex
-	tail arena.Ref // the current spill block, while a copy in it is held
-	off  int
-	have bool
+	a      *arena.Arena
+	mu     sync.Mutex
+	tail   arena.Ref // the current spill block, while a copy in it is held
+	off    int
+	have   bool
+	copied int64 // bytes copied so far (Copied)
+}
+
+// Copied returns how many bytes the spiller has copied so far.
+func (s *Spiller) Copied() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.copied
 }
 
 // NewSpiller returns a spiller over a.
@@ -119,6 +127,7 @@ func (s *Spiller) Copy(dst []Segment, views [][]byte, total int) ([]Segment, boo
 	}
 	dst = append(dst, Segment{Ref: s.tail, Off: uint32(s.off), Len: uint32(total)})
 	s.off += total
+	s.copied += int64(total)
 	return dst, true
 }
 
@@ -150,6 +159,7 @@ func (s *Spiller) copyBlocks(dst []Segment, views [][]byte, total int) ([]Segmen
 	}
 	last := dst[len(dst)-1]
 	s.tail, s.off, s.have = last.Ref, int(last.Len), true
+	s.copied += int64(total)
 	return dst, true
 }
 
