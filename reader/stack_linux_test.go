@@ -145,7 +145,9 @@ func measureBlockedReaderStack(t *testing.T, kind EngineKind) {
 	// Averaged over n: a new 32 KiB span of stacks for anything else counts
 	// 16 B; one goroutine in 50 moving to a 4 KiB stack counts 40. (When the
 	// queue's take needed 48 B more of frame, 3-4% of them moved: 65-81 B.)
-	assert.Less(t, grown, int64(40), "blocked readers outgrew their stacks while serving a message")
+	// Spans for other goroutines alone read 0-32 B over 24 runs on linux/386
+	// at 626719b, and once 49 B in CI: the limit allows three.
+	assert.Less(t, grown, int64(60), "blocked readers outgrew their stacks while serving a message")
 	close(release)
 	for _, c := range conns {
 		require.NoError(t, c.Close())

@@ -80,11 +80,11 @@ type Config struct {
 	// consumer's goroutine and must not block: it tells the producer that it
 	// may receive again.
 	OnResume func()
-	// MustNotWait, when set, is asked when a Take is about to wait: true
-	// means the consumer's goroutine must not (it is an engine's loop, which
-	// every connection of the engine waits on), and the Take returns
-	// ErrWouldBlock as a non-blocking one would. It runs under the queue's
-	// lock and must not block.
+	// MustNotWait, when set, is asked by every Take and TakeOrPark that may
+	// wait: true means the consumer's goroutine must not (it is an engine's
+	// loop, which every connection of the engine waits on), and the call
+	// is made non-blocking: ErrWouldBlock where it would have waited. It
+	// must be cheap and must not block.
 	MustNotWait func() bool
 }
 
@@ -587,6 +587,7 @@ func (q *Queue) SetDeadline(t time.Time) {
 // returned and the queue keeps dst's, so the caller must use the returned
 // slice and no longer dst (see Spare).
 func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
+	nonBlocking = nonBlocking || q.mustNotWait()
 	for {
 		var err error
 		dst, err = q.take(ctx, dst, nonBlocking)
@@ -604,8 +605,13 @@ func (q *Queue) Take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 // goroutine's starting stack size is the runtime's average of what parked
 // goroutines use).
 func (q *Queue) TakeOrPark(ctx context.Context, dst []Segment, nonBlocking bool) ([]Segment, error) {
-	return q.take(ctx, dst, nonBlocking)
+	return q.take(ctx, dst, nonBlocking || q.mustNotWait())
 }
+
+// mustNotWait asks Config.MustNotWait, before take: asked there, at the
+// bottom of a consumer's wait, its calls (a gettid(2)) would deepen the
+// stack a parked goroutine keeps, and grow some past their smallest size.
+func (q *Queue) mustNotWait() bool { return q.sh.noWait != nil && q.sh.noWait() }
 
 // PrepareWait makes now what a consumer's first wait with no deadline and
 // no context needs, instead of at that wait, deep in the consumer's stack
@@ -658,9 +664,6 @@ func (q *Queue) take(ctx context.Context, dst []Segment, nonBlocking bool) ([]Se
 		// wait. Nothing waits when the look ends the call.
 		plain := !timed
 		waits := !nonBlocking && !nudged && !closed && end == nil
-		if waits && q.sh.noWait != nil && q.sh.noWait() {
-			waits, nonBlocking = false, true
-		}
 		var notify chan struct{}
 		switch {
 		case !waits:
