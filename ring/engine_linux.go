@@ -171,6 +171,7 @@ type econn struct {
 	noCap    bool // the kernel refused a capped receive on this socket: arm it uncapped
 	detach   bool // Detach was processed: finish once the receive is gone
 	queued   bool
+	dry      uint8 // receives in a row that ended with ENOBUFS (serveStarved)
 	detachRq atomic.Bool
 	sink     Sink
 }
@@ -210,9 +211,13 @@ type EngineStats struct {
 	Starved int // connections waiting for blocks (their receive ended with ENOBUFS)
 	Pauses  int // times a sink paused its connection
 	Rearms  int // receives re-armed after ENOBUFS
-	NoBufs  int // ENOBUFS completions
-	Held    int // blocks the buffer ring holds (published, or partly filled in incremental mode)
-	Window  int // blocks the loop keeps published when the arena has them (see refill)
+	// StarvedReads counts the reads the loop made itself, into blocks of
+	// their own, for connections whose receives kept ending with ENOBUFS
+	// (a dry buffer ring serves the receives armed on busy sockets first).
+	StarvedReads int
+	NoBufs       int // ENOBUFS completions
+	Held         int // blocks the buffer ring holds (published, or partly filled in incremental mode)
+	Window       int // blocks the loop keeps published when the arena has them (see refill)
 	// Receives counts completions that carried bytes. With bundles
 	// (Linux 6.10) one receive may fill several blocks: the bytes
 	// delivered per receive show how well the kernel batches.
@@ -220,7 +225,7 @@ type EngineStats struct {
 }
 
 type engineStats struct {
-	inRing, starved, paused, rearms, nobufs, held, window, receives atomic.Int64
+	inRing, starved, paused, rearms, nobufs, held, window, receives, starvedReads atomic.Int64
 }
 
 // Stats returns a snapshot of the engine's state, as of its loop's last
@@ -230,6 +235,7 @@ func (e *Engine) Stats() EngineStats {
 		InRing: int(e.stats.inRing.Load()), Starved: int(e.stats.starved.Load()), Pauses: int(e.stats.paused.Load()),
 		Rearms: int(e.stats.rearms.Load()), NoBufs: int(e.stats.nobufs.Load()), Held: int(e.stats.held.Load()),
 		Window: int(e.stats.window.Load()), Receives: int(e.stats.receives.Load()),
+		StarvedReads: int(e.stats.starvedReads.Load()),
 	}
 }
 
@@ -656,6 +662,9 @@ func (e *Engine) free() bool { return e.a.Len()-e.a.InUse() > e.br.reserve }
 // window keeps the working set as small as the traffic allows. An ENOBUFS
 // while the arena still had blocks doubles the window.
 func (e *Engine) refill() {
+	if len(e.starved) > 0 && e.free() {
+		e.serveStarved(false) // the reads first: the window would take their blocks
+	}
 	if e.inRing < e.window && e.free() {
 		e.inRing += e.br.RefillUpTo(e.window - e.inRing)
 	}
@@ -669,36 +678,125 @@ func (e *Engine) refill() {
 		e.peekStarved()
 	}
 	if len(e.starved) > 0 && e.inRing > 0 {
-		// Re-arm as many connections as the ring's blocks can serve,
-		// oldest first, at the blocks a receive has been taking (a bundle
-		// takes what its socket has queued: about 14 blocks each with
-		// 1,000 busy connections): re-arming more would have most end
-		// with ENOBUFS again at once (each a failed receive, a completion
-		// and another re-arm; 58 per 1,000 messages there, 4 with this
-		// budget). The rest wait for the next refill, their data in the
-		// socket.
-		// Swap the list out first: arming may complete requests (sqe reaps
-		// when the SQ is full), and those may starve connections anew.
-		list := e.starved
-		e.starved = e.starvedSpare[:0]
-		budget := max(1, e.inRing/max(1, (e.partsAvg+15)>>4))
-		k := 0 // entries looked at: the re-armed, and those no longer starved
-		for ; k < len(list) && budget > 0; k++ {
-			c := list[k]
-			list[k] = nil
-			if c.state == cStarved {
-				c.state = cArmed
-				e.arm(c)
-				e.stats.rearms.Add(1)
-				budget--
-			}
+		e.serveStarved(true)
+	}
+}
+
+// starvedReadAfter is how many receives in a row must end with ENOBUFS
+// before the loop reads for a connection itself (serveStarved): a backstop
+// for a connection the ring keeps starving, not a path for traffic. A
+// waiting connection is re-armed about once per loop iteration: in the
+// reader's handler-mode trickle test under the race detector, about 150
+// times a second, so the trickled message took 1.6-1.7 s (0.6 s with 2),
+// where it got nothing in 15 s before. With 2 or 32, connections
+// streaming at 64 at once took it in the harness (1 KiB messages, 2
+// cores): the io_uring handler server fell from 0.92-1.13x the standard
+// server's throughput to 0.64-0.76x, its CPU per GB from 0.75x to 1.5x
+// (one block per read(2), where a bundle takes many). At 255, as without
+// it (results/experiments-2026-12-04-s13.txt).
+const starvedReadAfter = math.MaxUint8
+
+// maxStarvedReads bounds the reads one serveStarved makes, so that a long
+// list of starved connections does not hold the loop up.
+const maxStarvedReads = 64
+
+// serveStarved gives the connections waiting for blocks their turn, oldest
+// first, re-arming them only when rearm is set.
+//
+// A connection whose receives keep ending with ENOBUFS is read by the loop
+// itself: it takes a free block from the arena and reads into it with
+// recv(2), so no other receive can take that block. This is the fairness
+// the buffer ring lacks. Once the ring runs dry, a receive armed on a busy
+// socket takes the blocks refill publishes before a re-armed one gets any:
+// measured on a 64-block arena, a connection whose socket held 32 KiB was
+// re-armed about 150 times a second, each receive ending with ENOBUFS
+// while 54 blocks were published, and it got nothing for 15 s while one
+// busy connection received throughout
+// (results/experiments-2026-12-04-s13.txt). The connection stays in line
+// while a read fills its block; once one finds its socket drained, it is
+// armed again.
+//
+// The others are re-armed, as many as the ring's blocks can serve, at the
+// blocks a receive has been taking (a bundle takes what its socket has
+// queued: about 14 blocks each with 1,000 busy connections): re-arming
+// more would have most end with ENOBUFS again at once (each a failed
+// receive, a completion and another re-arm; 58 per 1,000 messages there, 4
+// with this budget). The rest wait for the next refill, their data in the
+// socket.
+func (e *Engine) serveStarved(rearm bool) {
+	// Swap the list out first: arming may complete requests (sqe reaps
+	// when the SQ is full), and reads may keep a connection in line: both
+	// go to the new list, after those still waiting here.
+	list := e.starved
+	e.starved = e.starvedSpare[:0]
+	budget := 0
+	if rearm && e.inRing > 0 {
+		budget = max(1, e.inRing/max(1, (e.partsAvg+15)>>4))
+	}
+	reads := maxStarvedReads
+	w := 0 // list[:w]: still waiting, in order
+	for k, c := range list {
+		list[k] = nil
+		switch {
+		case c.state != cStarved:
+			// Ended, paused or detached while it waited.
+		case c.dry >= starvedReadAfter && reads > 0 && e.free():
+			reads--
+			e.readStarved(c)
+		case budget > 0:
+			c.state = cArmed
+			e.arm(c)
+			e.stats.rearms.Add(1)
+			budget--
+		default:
+			list[w] = c
+			w++
 		}
-		n := copy(list, list[k:])
-		clear(list[n:])
-		list = append(list[:n], e.starved...) // then those starved while arming
-		clear(e.starved)
-		e.starvedSpare = e.starved[:0]
-		e.starved = list
+	}
+	list = append(list[:w], e.starved...)
+	clear(e.starved)
+	e.starvedSpare = e.starved[:0]
+	e.starved = list
+}
+
+// readStarved reads for a starved connection into a block of its own (see
+// serveStarved).
+func (e *Engine) readStarved(c *econn) {
+	ref, ok := e.a.Take()
+	if !ok {
+		e.starved = append(e.starved, c) // free said otherwise: cannot happen
+		return
+	}
+	buf := e.a.Bytes(ref.ID())
+	n, err := unix.RecvDontWait(int(c.fd), buf)
+	switch {
+	case n > 0:
+		e.stats.receives.Add(1)
+		e.stats.starvedReads.Add(1)
+		e.markReady(c)
+		if c.sink.Deliver(ref, 0, n) {
+			c.state = cPaused // not armed: Resume arms it
+			e.stats.paused.Add(1)
+			return
+		}
+		if n == len(buf) {
+			e.starved = append(e.starved, c) // more may be queued: back in line
+			return
+		}
+		c.state = cArmed
+		e.arm(c)
+	case err == nil:
+		e.a.Release(ref)
+		e.end(c, io.EOF)
+	case errors.Is(err, unix.EAGAIN):
+		// Nothing queued: a receive armed now waits for data without
+		// taking anything from others.
+		e.a.Release(ref)
+		c.state = cArmed
+		e.arm(c)
+	default:
+		e.a.Release(ref)
+		e.end(c, os.NewSyscallError("recv", err))
 	}
 }
 
@@ -727,6 +825,7 @@ func (e *Engine) complete(cqe *CQE) {
 	}
 	rv := DecodeRecv(*cqe)
 	if rv.N > 0 {
+		c.dry = 0
 		e.stats.receives.Add(1)
 		e.markReady(c)
 		// One Deliver per block: a bundle's bytes run on into the blocks
@@ -766,6 +865,9 @@ func (e *Engine) complete(cqe *CQE) {
 		e.end(c, io.EOF)
 	case rv.NoBuffers:
 		e.stats.nobufs.Add(1)
+		if c.dry < math.MaxUint8 {
+			c.dry++
+		}
 		if c.state != cArmed {
 			break
 		}

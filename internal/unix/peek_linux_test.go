@@ -50,3 +50,28 @@ func nonblockingPair(t *testing.T) [2]int {
 	require.NoError(t, syscall.SetNonblock(fds[0], true))
 	return fds
 }
+
+// RecvDontWait reads what is queued without waiting, on a blocking socket
+// too: the bytes, then unix.EAGAIN, then 0 with no error at the end of stream.
+func TestRecvDontWait(t *testing.T) {
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, unix.Close(pair[0])) }()
+	buf := make([]byte, 8)
+	_, err = unix.RecvDontWait(pair[0], buf)
+	assert.ErrorIs(t, err, unix.EAGAIN, "nothing queued on a blocking socket")
+	_, err = unix.Write(pair[1], []byte("hello, world"))
+	require.NoError(t, err)
+	n, err := unix.RecvDontWait(pair[0], buf)
+	require.NoError(t, err)
+	assert.Equal(t, "hello, w", string(buf[:n]))
+	n, err = unix.RecvDontWait(pair[0], buf)
+	require.NoError(t, err)
+	assert.Equal(t, "orld", string(buf[:n]))
+	_, err = unix.RecvDontWait(pair[0], nil)
+	assert.ErrorIs(t, err, unix.EINVAL, "an empty buffer")
+	require.NoError(t, unix.Close(pair[1]))
+	n, err = unix.RecvDontWait(pair[0], buf)
+	assert.NoError(t, err)
+	assert.Zero(t, n, "end of stream")
+}

@@ -125,3 +125,26 @@ func PeekEnd(fd int) (end error, waiting bool) {
 		}
 	}
 }
+
+// RecvDontWait reads what stream socket fd has queued into p, without
+// waiting (recv(2) with MSG_DONTWAIT, whatever the socket's own mode): n is
+// 0 with a nil error at the end of the stream, and the error wraps EAGAIN
+// when nothing is queued; an empty p is EINVAL (0 bytes would read as the
+// end). It allocates nothing, and retries EINTR. The io_uring engine reads
+// this way, on its loop, for a connection its buffer ring keeps starving.
+func RecvDontWait(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, syscall.EINVAL
+	}
+	for {
+		n, _, errno := syscall.Syscall6(linux.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+			uintptr(linux.MSG_DONTWAIT), 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+		default:
+			return 0, errnoErr(errno)
+		}
+	}
+}
