@@ -217,6 +217,9 @@ type engine interface {
 	// engine's or any other's (code that would wait for an engine must not
 	// wait there).
 	onLoop() bool
+	// failed reports whether the engine stopped on an error of its own
+	// (ring.ErrEngineFailed): new connections go to the others.
+	failed() bool
 	close() error
 }
 
@@ -364,10 +367,15 @@ func newEngine(name string, a *arena.Arena, o *engineOptions, sh *atomic.Pointer
 	return newFallbackEngine(a, idleTrim, onIdle)
 }
 
-// pick returns the index of the engine for the next connection (round
-// robin).
+// pick returns the index of the engine for the next connection: round
+// robin, passing over engines that failed (when all have, the next one,
+// whose Attach then reports the failure).
 func (g *group) pick() int {
-	return int(g.next.Add(1)-1) % len(g.engines)
+	i := int(g.next.Add(1)-1) % len(g.engines)
+	for k := 0; k < len(g.engines) && g.engines[i].failed(); k++ {
+		i = (i + 1) % len(g.engines)
+	}
+	return i
 }
 
 func (g *group) retain() { g.refs.Add(1) }

@@ -72,3 +72,5 @@ func (x *uringEngine) close() error {
 	closeArenaAfter(x.e.Done(), x.a)
 	return err
 }
+
+func (x *uringEngine) failed() bool { return x.e.Err() != nil }

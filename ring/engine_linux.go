@@ -72,9 +72,11 @@ type Engine struct {
 	gen   atomic.Uint32
 	ctl   loopctl.Control[ecommand]
 
-	hungry atomic.Bool // the buffer ring is low: wake the loop when blocks are released
-	stats  engineStats
-	done   chan struct{}
+	hungry    atomic.Bool           // the buffer ring is low: wake the loop when blocks are released
+	failed    atomic.Pointer[error] // why the ring failed (ErrEngineFailed wrapped); nil while it works
+	faultNext atomic.Pointer[error] // set by tests only (enterFault)
+	stats     engineStats
+	done      chan struct{}
 
 	// Owned by the loop goroutine.
 	r            *Ring
@@ -92,6 +94,8 @@ type Engine struct {
 	bundle       bool      // receives are bundles (IORING_RECVSEND_BUNDLE, Linux 6.10)
 	partsAvg     int       // blocks per receive, a moving average in sixteenths (loop only)
 	nudged       time.Time // when the connections were last told the ring is dry
+	fatal        error     // an error the ring cannot recover from (loop only; see fail)
+	scratch      SQE       // what sqe hands out once the ring has failed: never submitted
 }
 
 // EngineConfig configures an [Engine].
@@ -307,6 +311,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 func (e *Engine) Attach(fd int, sink Sink) (*EngineConn, error) {
 	e.ctl.Mu.Lock()
 	defer e.ctl.Mu.Unlock()
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, err)
+	}
 	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/ring: attach fd %d: %w", fd, ErrClosed)
 	}
@@ -352,12 +359,31 @@ func (e *Engine) OnLoop() bool { return e.ctl.OnLoop() }
 // ended already, then Detached; the ring is torn down and every block goes
 // back to the arena. Close waits for the loop unless called on it. It
 // returns ErrClosed when called again.
+//
+// After the ring failed (Err), Close waits for the loop to have let go of
+// everything and returns that failure.
 func (e *Engine) Close() error {
 	if !e.ctl.Shutdown(ecommand{op: eopShutdown}) {
+		if err := e.Err(); err != nil {
+			if !e.OnLoop() {
+				<-e.done
+			}
+			return fmt.Errorf("zcio/ring: close engine: %w", err)
+		}
 		return fmt.Errorf("zcio/ring: close engine: %w", ErrClosed)
 	}
 	if !e.OnLoop() {
 		<-e.done
+	}
+	return e.Err()
+}
+
+// Err returns nil while the engine works, and after the ring failed an
+// error wrapping ErrEngineFailed and the kernel's error. A failed engine
+// has ended every connection with that error and stopped (Done closes).
+func (e *Engine) Err() error {
+	if p := e.failed.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -411,8 +437,15 @@ func (e *Engine) loop(started chan<- error) {
 		default:
 			_, err = e.r.SubmitAndWait(1)
 		}
+		if err == nil {
+			err = enterFault(e)
+		}
 		if err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ETIME) {
-			panic("zcio/ring: engine: io_uring_enter: " + err.Error()) // EBADF, EFAULT...: a bug here
+			e.fail(err)
+		}
+		if e.fatal != nil {
+			e.failStop()
+			return
 		}
 		// Completions sqe reaped while the loop armed outside a batch
 		// (refill, commands) are older than any still in the CQ: first.
@@ -422,7 +455,7 @@ func (e *Engine) loop(started chan<- error) {
 		for {
 			n, err := e.r.Reap(e.cqes)
 			if err != nil {
-				panic("zcio/ring: engine: reap: " + err.Error())
+				e.fail(err)
 			}
 			for i := range e.cqes[:n] {
 				e.complete(&e.cqes[i])
@@ -435,6 +468,10 @@ func (e *Engine) loop(started chan<- error) {
 			}
 		}
 		e.flush()
+		if e.fatal != nil {
+			e.failStop()
+			return
+		}
 		if e.commands() {
 			e.shutdown()
 			return
@@ -507,6 +544,13 @@ func (e *Engine) setup() error {
 // sqe returns a free SQE, submitting what is queued when the SQ is full.
 func (e *Engine) sqe() *SQE {
 	for {
+		if e.fatal != nil {
+			// The ring failed: nothing more reaches the kernel. The caller
+			// fills a request that is never submitted, and the loop stops
+			// at its next check (failStop).
+			e.scratch = SQE{}
+			return &e.scratch
+		}
 		if s := e.r.GetSQE(); s != nil {
 			return s
 		}
@@ -520,7 +564,8 @@ func (e *Engine) sqe() *SQE {
 			continue // the kernel consumed the queued SQEs: slots are free
 		}
 		if !errors.Is(err, ErrBusy) {
-			panic("zcio/ring: engine: submit: " + err.Error())
+			e.fail(err)
+			continue
 		}
 		// The kernel took nothing (completions backed up): reap some to
 		// make room. They are newer than what the caller may be in the
@@ -1074,6 +1119,49 @@ func (e *Engine) dropStarved(c *econn) {
 	if i := slices.Index(e.starved, c); i >= 0 {
 		e.starved = slices.Delete(e.starved, i, i+1)
 	}
+}
+
+// fail records an error the ring cannot recover from: io_uring_enter
+// failing with anything but EBUSY, EAGAIN, EINTR or ETIME (EBADR: the
+// kernel dropped completions; EFAULT or EBADF: a bug). The loop stops at
+// its next check (failStop) instead of panicking: the process and the other
+// engines go on.
+func (e *Engine) fail(err error) {
+	if e.fatal != nil {
+		return
+	}
+	f := fmt.Errorf("zcio/ring: engine: %w: %w", ErrEngineFailed, err)
+	e.fatal = f
+	e.failed.CompareAndSwap(nil, &f) // the first failure is the one reported
+}
+
+// failStop ends every connection with the failure and stops the loop: it
+// refuses further commands (Attach fails with the failure), then shuts
+// down as Close would, waiting as far as the ring still answers for the
+// kernel to let go of the receives before it closes the ring, which gives
+// every block back to the arena.
+func (e *Engine) failStop() {
+	e.ctl.Shutdown(ecommand{op: eopShutdown})
+	e.commands() // attached meanwhile: they are ended with the rest
+	e.slots.Each(func(c *econn) {
+		if c.state != cEnded && c.state != cDetached {
+			c.state = cEnded
+			c.sink.End(e.fatal)
+		}
+	})
+	e.fatal = nil // let shutdown submit its cancels, if the ring still takes them
+	e.shutdown()
+}
+
+// enterFault returns, once, the error a test asked the loop's next
+// io_uring_enter to report in place of its own result (Engine.faultNext):
+// the seam that tests an engine-local failure (EBADR, say) on a ring that
+// works.
+func enterFault(e *Engine) error {
+	if p := e.faultNext.Swap(nil); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // shutdown ends every connection, cancels every receive and waits for the

@@ -28,4 +28,12 @@ var (
 	// ErrTooManyConns is returned by Engine.Attach when the engine already
 	// serves EngineConfig.MaxConns connections. Nothing was attached.
 	ErrTooManyConns = errors.New("zcio/ring: too many connections")
+	// ErrEngineFailed is wrapped, with the kernel's error, by the End of
+	// every connection of an Engine whose ring failed (io_uring_enter
+	// returned an error it cannot recover from, such as EBADR when the
+	// kernel dropped completions under memory pressure), by Attach after
+	// that, and by Close. The engine's other connections and engines are
+	// not touched: the loop ends its own connections, gives every block
+	// back and stops, instead of taking the process down.
+	ErrEngineFailed = errors.New("zcio/ring: engine failed")
 )

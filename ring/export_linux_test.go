@@ -9,3 +9,7 @@ func SetNoBundles() (restore func()) {
 	noBundles.Store(true)
 	return func() { noBundles.Store(false) }
 }
+
+// FailNextEnter makes the next io_uring_enter of e's loop report err in
+// place of its own result (see enterFault).
+func (e *Engine) FailNextEnter(err error) { e.faultNext.Store(&err) }
