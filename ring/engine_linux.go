@@ -192,8 +192,10 @@ type Sink interface {
 	Deliver(ref arena.Ref, off, n int) (pause bool)
 	// Flush is called once after a batch of Deliver calls.
 	Flush()
-	// End reports the end of the stream: io.EOF, the receive's error, or
-	// ErrClosed when the engine stops. Called at most once.
+	// End reports the end of the stream: io.EOF, the receive's error,
+	// ErrClosed when the engine stops, or an error wrapping
+	// ErrEngineFailed and the errno when its ring failed (Engine.Err).
+	// Called at most once.
 	End(err error)
 	// Detached: the engine no longer uses the fd.
 	Detached()
@@ -222,9 +224,10 @@ type EngineStats struct {
 	NoBufs       int // ENOBUFS completions
 	Held         int // blocks the buffer ring holds (published, or partly filled in incremental mode)
 	Window       int // blocks the loop keeps published when the arena has them (see refill)
-	// Receives counts completions that carried bytes. With bundles
-	// (Linux 6.10) one receive may fill several blocks: the bytes
-	// delivered per receive show how well the kernel batches.
+	// Receives counts completions that carried bytes, and the loop's own
+	// reads (StarvedReads). With bundles (Linux 6.10) one receive may fill
+	// several blocks: the bytes delivered per receive show how well the
+	// kernel batches.
 	Receives int
 }
 
@@ -378,9 +381,10 @@ func (e *Engine) Close() error {
 	return e.Err()
 }
 
-// Err returns nil while the engine works, and after the ring failed an
-// error wrapping ErrEngineFailed and the kernel's error. A failed engine
-// has ended every connection with that error and stopped (Done closes).
+// Err returns nil while the engine works, and once the ring failed an
+// error wrapping ErrEngineFailed and the kernel's error. From then on the
+// loop ends every connection with that error and stops; Done closes when
+// it has.
 func (e *Engine) Err() error {
 	if p := e.failed.Load(); p != nil {
 		return *p
@@ -405,6 +409,10 @@ func (e *Engine) loop(started chan<- error) {
 	started <- nil
 	for {
 		e.refill()
+		if e.fatal != nil { // a submit failed while refill armed
+			e.failStop()
+			return
+		}
 		var err error
 		switch {
 		case len(e.later) > 0:
@@ -472,7 +480,12 @@ func (e *Engine) loop(started chan<- error) {
 			e.failStop()
 			return
 		}
-		if e.commands() {
+		shutdown := e.commands()
+		if e.fatal != nil { // a submit failed while a command armed or cancelled
+			e.failStop()
+			return
+		}
+		if shutdown {
 			e.shutdown()
 			return
 		}
@@ -609,6 +622,9 @@ const pollIn = 0x1
 
 func (e *Engine) arm(c *econn) {
 	s := e.sqe()
+	if s == &e.scratch {
+		return // the ring failed: nothing reaches the kernel, nothing is armed
+	}
 	s.PrepRecvMultishot(int(c.fd), engineGroup, userData(udRecv, c.gen, c.slot))
 	// The multishot ends after armCap bytes (sqe optlen, Linux 6.17) and is
 	// armed again: a pause asked by the sink then takes effect within
@@ -643,7 +659,11 @@ var capRefused atomic.Bool
 
 func (e *Engine) cancelRecv(c *econn) {
 	if c.armed && !c.cancel {
-		e.sqe().PrepCancel(userData(udRecv, c.gen, c.slot), userData(udCancel, c.gen, c.slot))
+		s := e.sqe()
+		if s == &e.scratch {
+			return // the ring failed: shutdown cancels it if the ring still takes requests
+		}
+		s.PrepCancel(userData(udRecv, c.gen, c.slot), userData(udCancel, c.gen, c.slot))
 		c.cancel = true
 	}
 }
@@ -1135,20 +1155,37 @@ func (e *Engine) fail(err error) {
 	e.failed.CompareAndSwap(nil, &f) // the first failure is the one reported
 }
 
-// failStop ends every connection with the failure and stops the loop: it
-// refuses further commands (Attach fails with the failure), then shuts
-// down as Close would, waiting as far as the ring still answers for the
-// kernel to let go of the receives before it closes the ring, which gives
-// every block back to the arena.
+// failStop ends every connection with the failure and stops the loop. It
+// first hands the sinks what already arrived: the completions still in
+// the CQ, then a Flush for what this iteration delivered (refill's
+// starved reads too), so that bytes received stay readable and a sink
+// that gives its blocks back at Flush does. Then it refuses further
+// commands (Attach fails with the failure), ends the connections attached
+// meanwhile with the rest, and shuts down as Close would: its wait for the
+// receives' final CQEs is bounded (shutdownWait), since the kernel may have
+// dropped them (EBADR).
 func (e *Engine) failStop() {
+	e.drainLater()
+	for range 64 { // bounded: the CQ holds at most CQFactor × Entries
+		n, _ := e.r.Reap(e.cqes)
+		for i := range e.cqes[:n] {
+			e.complete(&e.cqes[i])
+		}
+		if n < len(e.cqes) {
+			break
+		}
+	}
+	e.drainLater()
+	e.flush()
 	e.ctl.Shutdown(ecommand{op: eopShutdown})
-	e.commands() // attached meanwhile: they are ended with the rest
+	e.commands()
 	e.slots.Each(func(c *econn) {
 		if c.state != cEnded && c.state != cDetached {
 			c.state = cEnded
 			c.sink.End(e.fatal)
 		}
 	})
+	e.flush()     // what the commands' callbacks delivered, if anything
 	e.fatal = nil // let shutdown submit its cancels, if the ring still takes them
 	e.shutdown()
 }
@@ -1178,13 +1215,19 @@ func (e *Engine) shutdown() {
 			e.finishDetach(c)
 		}
 	})
-	// Wait for the final CQE of every receive (bounded: cancellation of a
-	// socket receive completes at once).
+	// Wait for the final CQE of every receive. Cancelling a socket receive
+	// completes at once; the bound is for a ring that failed, whose kernel
+	// may have dropped final CQEs (EBADR) or takes no more requests.
+	deadline := time.Now().Add(shutdownWait)
 	for tries := 0; tries < 1000 && e.armedCount() > 0; tries++ {
 		if e.drainLater() {
 			continue // those may have been the final CQEs waited for
 		}
-		if _, err := e.r.SubmitAndWait(1); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		if _, err := e.r.SubmitAndWaitTimeout(1, left); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, unix.EINTR) {
 			break
 		}
 		n, _ := e.r.Reap(e.cqes)
@@ -1198,6 +1241,16 @@ func (e *Engine) shutdown() {
 	_ = e.r.Close() // closes the buffer ring: blocks in the kernel go back to the arena
 	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
 }
+
+// shutdownWait bounds shutdown's wait for the final CQEs of the receives
+// it cancelled. Past it, closing the ring gives the blocks those receives
+// could still write into back to the arena. That is safe where receives
+// run only inside the loop's own io_uring_enter (DEFER_TASKRUN, and
+// incremental buffer rings, 6.12, whose kernels refuse multishot requests
+// on io-wq; see trimUnfilled), which have stopped; on older kernels a
+// receive stuck on an io-wq worker could still write. Only a ring that
+// failed gets that far.
+const shutdownWait = 2 * time.Second
 
 func (e *Engine) armedCount() int {
 	n := 0

@@ -32,8 +32,8 @@ var (
 	// every connection of an Engine whose ring failed (io_uring_enter
 	// returned an error it cannot recover from, such as EBADR when the
 	// kernel dropped completions under memory pressure), by Attach after
-	// that, and by Close. The engine's other connections and engines are
-	// not touched: the loop ends its own connections, gives every block
-	// back and stops, instead of taking the process down.
+	// that, and by Close. The loop ends that engine's connections, gives
+	// every block back and stops, instead of taking the process down;
+	// other engines are not touched.
 	ErrEngineFailed = errors.New("zcio/ring: engine failed")
 )
