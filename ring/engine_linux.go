@@ -761,6 +761,12 @@ func (e *Engine) refill() {
 // it (results/experiments-2026-12-04-s13.txt).
 const starvedReadAfter = math.MaxUint8
 
+// starvedReadsAfter is starvedReadAfter, lowered by tests that need the
+// loop's reads to happen whatever the timing (SetStarvedReadAfter).
+var starvedReadsAfter atomic.Uint32
+
+func init() { starvedReadsAfter.Store(starvedReadAfter) }
+
 // maxStarvedReads bounds the reads one serveStarved makes, so that a long
 // list of starved connections does not hold the loop up.
 const maxStarvedReads = 64
@@ -799,13 +805,14 @@ func (e *Engine) serveStarved(rearm bool) {
 		budget = max(1, e.inRing/max(1, (e.partsAvg+15)>>4))
 	}
 	reads := maxStarvedReads
+	after := uint8(starvedReadsAfter.Load())
 	w := 0 // list[:w]: still waiting, in order
 	for k, c := range list {
 		list[k] = nil
 		switch {
 		case c.state != cStarved:
 			// Ended, paused or detached while it waited.
-		case c.dry >= starvedReadAfter && reads > 0 && e.free():
+		case c.dry >= after && reads > 0 && e.free():
 			reads--
 			e.readStarved(c)
 		case budget > 0:

@@ -13,3 +13,11 @@ func SetNoBundles() (restore func()) {
 // FailNextEnter makes the next io_uring_enter of e's loop report err in
 // place of its own result (see enterFault).
 func (e *Engine) FailNextEnter(err error) { e.faultNext.Store(&err) }
+
+// SetStarvedReadAfter makes engines read for a connection after n receives
+// in a row ended with ENOBUFS, instead of starvedReadAfter. It returns a
+// function that restores the default.
+func SetStarvedReadAfter(n uint8) (restore func()) {
+	starvedReadsAfter.Store(uint32(n))
+	return func() { starvedReadsAfter.Store(starvedReadAfter) }
+}
