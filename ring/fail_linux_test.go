@@ -294,19 +294,7 @@ func TestEngineFailureFlushesWhatArrived(t *testing.T) {
 		go func() { defer wg.Done(); write(peer) }()
 		return s
 	}
-	stream := func(p *os.File) {
-		chunk := make([]byte, 64<<10)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := p.Write(chunk); err != nil {
-				return
-			}
-		}
-	}
+	stream := func(p *os.File) { streamUntil(p, stop) }
 	for range 4 {
 		attach(stream)
 	}

@@ -47,6 +47,22 @@ func (s *flushSink) Flush() {
 func (s *flushSink) End(err error) { s.ended <- err }
 func (s *flushSink) Detached()     {}
 
+// streamUntil writes 64 KiB at a time to p until stop closes or a write
+// fails.
+func streamUntil(p *os.File, stop <-chan struct{}) {
+	chunk := make([]byte, 64<<10)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if _, err := p.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
 // streamPair returns a non-blocking socket for the engine and its peer.
 func streamPair(t *testing.T) (int, *os.File) {
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -87,20 +103,7 @@ func TestEngineServesAConnectionTheRingStarves(t *testing.T) {
 		require.NoError(t, err)
 		busy, handles, fds, peers = append(busy, s), append(handles, h), append(fds, fd), append(peers, peer)
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			chunk := make([]byte, 64<<10)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := peer.Write(chunk); err != nil {
-					return
-				}
-			}
-		}()
+		go func() { defer wg.Done(); streamUntil(peer, stop) }()
 	}
 	streamed := func() (n int64) {
 		for _, s := range busy {
