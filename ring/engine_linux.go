@@ -94,6 +94,7 @@ type Engine struct {
 	bundle       bool      // receives are bundles (IORING_RECVSEND_BUNDLE, Linux 6.10)
 	partsAvg     int       // blocks per receive, a moving average in sixteenths (loop only)
 	nudged       time.Time // when the connections were last told the ring is dry
+	readsDue     bool      // a starved connection may be due a read of the loop's own (serveStarved)
 	fatal        error     // an error the ring cannot recover from (loop only; see fail)
 	scratch      SQE       // what sqe hands out once the ring has failed: never submitted
 }
@@ -727,7 +728,7 @@ func (e *Engine) free() bool { return e.a.Len()-e.a.InUse() > e.br.reserve }
 // window keeps the working set as small as the traffic allows. An ENOBUFS
 // while the arena still had blocks doubles the window.
 func (e *Engine) refill() {
-	if len(e.starved) > 0 && e.free() {
+	if len(e.starved) > 0 && e.readsDue && e.free() {
 		e.serveStarved(false) // the reads first: the window would take their blocks
 	}
 	if e.inRing < e.window && e.free() {
@@ -806,7 +807,9 @@ func (e *Engine) serveStarved(rearm bool) {
 	}
 	reads := maxStarvedReads
 	after := uint8(starvedReadsAfter.Load())
-	w := 0 // list[:w]: still waiting, in order
+	due := false       // a connection kept waiting is due a read
+	e.readsDue = false // set again by those starved meanwhile (complete, readStarved)
+	w := 0             // list[:w]: still waiting, in order
 	for k, c := range list {
 		list[k] = nil
 		switch {
@@ -823,8 +826,10 @@ func (e *Engine) serveStarved(rearm bool) {
 		default:
 			list[w] = c
 			w++
+			due = due || c.dry >= after
 		}
 	}
+	e.readsDue = e.readsDue || due
 	list = append(list[:w], e.starved...)
 	clear(e.starved)
 	e.starvedSpare = e.starved[:0]
@@ -837,6 +842,7 @@ func (e *Engine) readStarved(c *econn) {
 	ref, ok := e.a.Take()
 	if !ok {
 		e.starved = append(e.starved, c) // free said otherwise: cannot happen
+		e.readsDue = true
 		return
 	}
 	buf := e.a.Bytes(ref.ID())
@@ -853,6 +859,7 @@ func (e *Engine) readStarved(c *econn) {
 		}
 		if n == len(buf) {
 			e.starved = append(e.starved, c) // more may be queued: back in line
+			e.readsDue = true
 			return
 		}
 		c.state = cArmed
@@ -960,6 +967,7 @@ func (e *Engine) complete(cqe *CQE) {
 		}
 		c.state = cStarved
 		e.starved = append(e.starved, c)
+		e.readsDue = e.readsDue || c.dry >= uint8(starvedReadsAfter.Load())
 		e.hungry.Store(true)
 	case rv.Errno == unix.EINVAL && c.capped:
 		// The probe found the cap, yet the kernel refused it for this
