@@ -1165,7 +1165,7 @@ func (e *Engine) fail(err error) {
 	if e.fatal != nil {
 		return
 	}
-	f := fmt.Errorf("zcio/ring: engine: %w: %w", ErrEngineFailed, err)
+	f := fmt.Errorf("%w: %w", ErrEngineFailed, err) // err names the call: "io_uring_enter: ..."
 	e.fatal = f
 	e.failed.CompareAndSwap(nil, &f) // the first failure is the one reported
 }

@@ -107,6 +107,7 @@ func TestEngineFailsAloneOnAnEnterError(t *testing.T) {
 	}
 	assert.ErrorIs(t, e.Err(), ring.ErrEngineFailed)
 	assert.ErrorIs(t, e.Err(), syscall.EBADR)
+	assert.Equal(t, "zcio/ring: engine failed: io_uring_enter: "+syscall.EBADR.Error(), e.Err().Error())
 	assert.Equal(t, 0, a.InUse(), "blocks not given back")
 
 	fd, peer := streamPair(t)
