@@ -1210,6 +1210,9 @@ func (e *Engine) failStop() {
 // the seam that tests an engine-local failure (EBADR, say) on a ring that
 // works.
 func enterFault(e *Engine) error {
+	if e.faultNext.Load() == nil {
+		return nil // a plain load per iteration, not a locked swap
+	}
 	if p := e.faultNext.Swap(nil); p != nil {
 		return *p
 	}
