@@ -1181,7 +1181,10 @@ func (e *Engine) fail(err error) {
 // dropped them (EBADR).
 func (e *Engine) failStop() {
 	e.drainLater()
-	for range 64 { // bounded: the CQ holds at most CQFactor × Entries
+	// A CQ's worth and a little more of an overflow backlog: completions
+	// left after that are handled by shutdown, after End, and their bytes
+	// released rather than delivered.
+	for range int(e.r.CQEntries())/len(e.cqes) + 2 {
 		n, _ := e.r.Reap(e.cqes)
 		for i := range e.cqes[:n] {
 			e.complete(&e.cqes[i])

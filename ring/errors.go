@@ -34,6 +34,8 @@ var (
 	// kernel dropped completions under memory pressure), by Attach after
 	// that, and by Close. The loop ends that engine's connections, gives
 	// every block back and stops, instead of taking the process down;
-	// other engines are not touched.
+	// other engines are not touched. After EBADR the bytes delivered before
+	// that End may follow a gap (the kernel dropped completions, some with
+	// bytes): a consumer should not act on a partial last message.
 	ErrEngineFailed = errors.New("zcio/ring: engine failed")
 )

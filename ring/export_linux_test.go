@@ -21,3 +21,7 @@ func SetStarvedReadAfter(n uint8) (restore func()) {
 	starvedReadsAfter.Store(uint32(n))
 	return func() { starvedReadsAfter.Store(starvedReadAfter) }
 }
+
+// RefuseNextSubmit makes sqe's next submit fail with ErrBusy (submitRefused):
+// the SQ-full path that reaps completions into e.later.
+func RefuseNextSubmit() { submitRefused.Store(true) }
