@@ -18,8 +18,6 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
-func rpat(seed, i int64) byte { return byte(i*7 + seed + i>>9) }
-
 // anySink checks order and the Sink contract and, at its failAt-th
 // Deliver, makes the ring fail right there (as a submit failing in sqe
 // would, wherever the loop is: a batch, refill's starved reads).
@@ -51,7 +49,7 @@ func (s *anySink) Deliver(ref arena.Ref, off, n int) bool {
 	}
 	b := s.a.Bytes(ref.ID())[off : off+n]
 	for i, x := range b {
-		if x != rpat(s.seed, s.n+int64(i)) {
+		if x != Pat(s.seed, s.n+int64(i)) {
 			s.bad("byte %d out of order", s.n+int64(i))
 			break
 		}
@@ -119,27 +117,10 @@ func TestEngineFailureAnywhere(t *testing.T) {
 				wg.Add(1)
 				go func(seed int64, slow bool) {
 					defer wg.Done()
-					buf := make([]byte, 32<<10)
-					for off := int64(0); ; {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						m := int64(len(buf))
-						if slow {
-							m = 4 << 10
-						}
-						for i := range m {
-							buf[i] = rpat(seed, off+i)
-						}
-						if _, err := peer.Write(buf[:m]); err != nil {
-							return
-						}
-						off += m
-						if slow {
-							time.Sleep(500 * time.Microsecond)
-						}
+					if slow {
+						WritePattern(peer, seed, -1, 4<<10, 500*time.Microsecond, stop)
+					} else {
+						WritePattern(peer, seed, -1, 32<<10, 0, stop)
 					}
 				}(s.seed, i >= 3)
 			}

@@ -54,7 +54,7 @@ func (s *strictSink) Deliver(ref arena.Ref, off, n int) bool {
 	b := s.a.Bytes(ref.ID())[off : off+n]
 	base := s.n.Load()
 	for i, x := range b {
-		if want := pat(s.seed, base+int64(i)); x != want {
+		if want := ring.Pat(s.seed, base+int64(i)); x != want {
 			s.bad("byte %d: got %d want %d", base+int64(i), x, want)
 			break
 		}
@@ -150,27 +150,10 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 		wg.Add(1)
 		go func(seed int64, slow bool) {
 			defer wg.Done()
-			buf := make([]byte, 64<<10)
-			for off := int64(0); ; {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				m := int64(len(buf))
-				if slow {
-					m = 8 << 10
-				}
-				for i := range m {
-					buf[i] = pat(seed, off+i)
-				}
-				if _, err := peer.Write(buf[:m]); err != nil {
-					return
-				}
-				off += m
-				if slow {
-					time.Sleep(time.Millisecond)
-				}
+			if slow {
+				ring.WritePattern(peer, seed, -1, 8<<10, time.Millisecond, stop)
+			} else {
+				ring.WritePattern(peer, seed, -1, 64<<10, 0, stop)
 			}
 		}(s.seed, i >= 4)
 	}

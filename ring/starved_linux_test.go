@@ -155,9 +155,6 @@ func TestEngineServesAConnectionTheRingStarves(t *testing.T) {
 	}
 }
 
-// pat is byte i of connection seed's stream.
-func pat(seed, i int64) byte { return byte(i*7 + seed + i>>9) }
-
 // orderSink checks every byte against the connection's pattern, holds its
 // blocks until Flush (as handler mode does), and pauses every pauseEvery
 // deliveries; a goroutine resumes it shortly after.
@@ -180,7 +177,7 @@ func (s *orderSink) Deliver(ref arena.Ref, off, n int) bool {
 	b := s.a.Bytes(ref.ID())[off : off+n]
 	base := s.n.Load()
 	for i, x := range b {
-		if want := pat(s.seed, base+int64(i)); x != want && s.bad.Load() == nil {
+		if want := ring.Pat(s.seed, base+int64(i)); x != want && s.bad.Load() == nil {
 			s.bad.Store(fmt.Sprintf("byte %d: got %d want %d", base+int64(i), x, want))
 		}
 	}
@@ -250,26 +247,12 @@ func TestEngineStarvedReadsKeepOrder(t *testing.T) {
 		wg.Add(1)
 		go func(seed, size int64, slow bool) {
 			defer wg.Done()
+			chunk, pause := 64<<10, time.Duration(0)
 			if slow {
 				time.Sleep(300 * time.Millisecond) // after the busy ones dried the ring
+				chunk, pause = 8<<10, time.Millisecond
 			}
-			buf := make([]byte, 64<<10)
-			for off := int64(0); off < size; {
-				m := min(int64(len(buf)), size-off)
-				if slow {
-					m = min(m, 8<<10)
-				}
-				for i := range m {
-					buf[i] = pat(seed, off+i)
-				}
-				if _, err := peer.Write(buf[:m]); err != nil {
-					return
-				}
-				off += m
-				if slow {
-					time.Sleep(time.Millisecond)
-				}
-			}
+			ring.WritePattern(peer, seed, size, chunk, pause, nil)
 			peer.Close()
 		}(s.seed, size, i >= busyConns)
 	}
