@@ -18,76 +18,6 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
-// anySink checks order and the Sink contract and, at its failAt-th
-// Deliver, makes the ring fail right there (as a submit failing in sqe
-// would, wherever the loop is: a batch, refill's starved reads).
-type anySink struct {
-	e         *Engine
-	a         *arena.Arena
-	seed      int64
-	n         int64
-	held      []arena.Ref
-	failAt    *atomic.Int64
-	ended     bool
-	ends      int
-	detached  chan struct{}
-	viol      atomic.Value
-	heldAtDet atomic.Int64
-	pauseN    int
-	h         atomic.Pointer[EngineConn]
-}
-
-func (s *anySink) bad(f string, a ...any) {
-	if s.viol.Load() == nil {
-		s.viol.Store(fmt.Sprintf(f, a...))
-	}
-}
-
-func (s *anySink) Deliver(ref arena.Ref, off, n int) bool {
-	if s.ended {
-		s.bad("Deliver after End")
-	}
-	b := s.a.Bytes(ref.ID())[off : off+n]
-	for i, x := range b {
-		if x != Pat(s.seed, s.n+int64(i)) {
-			s.bad("byte %d out of order", s.n+int64(i))
-			break
-		}
-	}
-	s.n += int64(n)
-	s.held = append(s.held, ref)
-	if s.failAt.Add(-1) == 0 {
-		s.e.fail(fmt.Errorf("io_uring_enter: %w", syscall.EBADR))
-	}
-	s.pauseN++
-	if s.pauseN%4 == 0 {
-		h := s.h.Load()
-		if h != nil {
-			go func() { time.Sleep(100 * time.Microsecond); h.Resume() }()
-		}
-		return true
-	}
-	return false
-}
-func (s *anySink) Flush() {
-	for _, r := range s.held {
-		s.a.Release(r)
-	}
-	s.held = s.held[:0]
-}
-func (s *anySink) End(error) { s.ended = true; s.ends++ }
-func (s *anySink) Detached() {
-	s.heldAtDet.Store(int64(len(s.held)))
-	for _, r := range s.held {
-		s.a.Release(r)
-	}
-	s.held = nil
-	if s.ends > 1 {
-		s.bad("%d Ends", s.ends)
-	}
-	close(s.detached)
-}
-
 func TestEngineFailureAnywhere(t *testing.T) {
 	defer func(v uint32) { starvedReadsAfter.Store(v) }(starvedReadsAfter.Load())
 	starvedReadsAfter.Store(2)
@@ -101,7 +31,7 @@ func TestEngineFailureAnywhere(t *testing.T) {
 			failAt.Store(int64(20 + rand.IntN(6000)))
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
-			var sinks []*anySink
+			var sinks []*CheckSink
 			var fds []int
 			var peers []*os.File
 			for i := range 6 {
@@ -109,10 +39,16 @@ func TestEngineFailureAnywhere(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, syscall.SetNonblock(p[0], true))
 				peer := os.NewFile(uintptr(p[1]), "peer")
-				s := &anySink{e: e, a: a, seed: int64(i*31 + it), failAt: &failAt, detached: make(chan struct{})}
+				s := NewCheckSink(a, int64(i*31+it))
+				s.PauseEvery = 4
+				s.OnDeliver = func() { // the ring fails right here: in a batch, or in refill's starved reads
+					if failAt.Add(-1) == 0 {
+						e.fail(fmt.Errorf("io_uring_enter: %w", syscall.EBADR))
+					}
+				}
 				h, err := e.Attach(p[0], s)
 				require.NoError(t, err)
-				s.h.Store(h)
+				s.H.Store(h)
 				sinks, fds, peers = append(sinks, s), append(fds, p[0]), append(peers, peer)
 				wg.Add(1)
 				go func(seed int64, slow bool) {
@@ -122,7 +58,7 @@ func TestEngineFailureAnywhere(t *testing.T) {
 					} else {
 						WritePattern(peer, seed, -1, 32<<10, 0, stop)
 					}
-				}(s.seed, i >= 3)
+				}(s.Seed, i >= 3)
 			}
 			select {
 			case <-e.Done():
@@ -131,15 +67,15 @@ func TestEngineFailureAnywhere(t *testing.T) {
 			}
 			for i, s := range sinks {
 				select {
-				case <-s.detached:
+				case <-s.DetachedCh:
 				case <-time.After(time.Second):
 					assert.Fail(t, "not detached", "conn %d", i)
 					continue
 				}
-				if v := s.viol.Load(); v != nil {
+				if v := s.Violation(); v != nil {
 					assert.Fail(t, "contract", "conn %d: %v", i, v)
 				}
-				assert.Zero(t, s.heldAtDet.Load(), "conn %d: Delivers not flushed before Detached", i)
+				assert.Zero(t, s.HeldAtDetach.Load(), "conn %d: Delivers not flushed before Detached", i)
 			}
 			t.Logf("stats %+v", e.Stats())
 			assert.Equal(t, 0, a.InUse())

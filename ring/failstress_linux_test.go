@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,92 +17,6 @@ import (
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/ring"
 )
-
-// strictSink checks the Sink contract: bytes in order, nothing after End
-// or Detached, End at most once, every Deliver flushed before Detached.
-type strictSink struct {
-	a          *arena.Arena
-	seed       int64
-	n          atomic.Int64
-	held       []arena.Ref
-	pauseEvery int
-	delivers   int
-	h          atomic.Pointer[ring.EngineConn]
-	ended      atomic.Bool
-	detached   atomic.Bool
-	ends       atomic.Int32
-	heldAtDet  atomic.Int64
-	viol       atomic.Value
-	detachedCh chan struct{}
-	endErr     atomic.Value
-}
-
-func (s *strictSink) bad(f string, args ...any) {
-	if s.viol.Load() == nil {
-		s.viol.Store(fmt.Sprintf(f, args...))
-	}
-}
-
-func (s *strictSink) Deliver(ref arena.Ref, off, n int) bool {
-	if s.ended.Load() {
-		s.bad("Deliver of %d bytes after End", n)
-	}
-	if s.detached.Load() {
-		s.bad("Deliver after Detached")
-	}
-	b := s.a.Bytes(ref.ID())[off : off+n]
-	base := s.n.Load()
-	for i, x := range b {
-		if want := ring.Pat(s.seed, base+int64(i)); x != want {
-			s.bad("byte %d: got %d want %d", base+int64(i), x, want)
-			break
-		}
-	}
-	s.n.Add(int64(n))
-	s.held = append(s.held, ref)
-	s.delivers++
-	if s.pauseEvery > 0 && s.delivers%s.pauseEvery == 0 {
-		go func() {
-			time.Sleep(200 * time.Microsecond)
-			if h := s.h.Load(); h != nil {
-				h.Resume()
-			}
-		}()
-		return true
-	}
-	return false
-}
-
-func (s *strictSink) Flush() {
-	if s.detached.Load() {
-		s.bad("Flush after Detached")
-	}
-	time.Sleep(50 * time.Microsecond)
-	for _, r := range s.held {
-		s.a.Release(r)
-	}
-	s.held = s.held[:0]
-}
-
-func (s *strictSink) End(err error) {
-	if s.detached.Load() {
-		s.bad("End after Detached")
-	}
-	s.ends.Add(1)
-	s.ended.Store(true)
-	s.endErr.Store(err)
-}
-
-func (s *strictSink) Detached() {
-	s.heldAtDet.Store(int64(len(s.held)))
-	// give them back anyway so that a leak shows once, here
-	for _, r := range s.held {
-		s.a.Release(r)
-	}
-	s.held = nil
-	s.detached.Store(true)
-	close(s.detachedCh)
-}
 
 // The ring fails at a random moment while connections stream, starve,
 // get read by the loop and pause: the failing engine must stop, keep the
@@ -134,18 +47,19 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 	require.NoError(t, err)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var sinks []*strictSink
+	var sinks []*ring.CheckSink
 	var fds []int
 	var peers []*os.File
 	for i := range 7 {
 		fd, peer := streamPair(t)
-		s := &strictSink{a: a, seed: int64(i*13 + it), detachedCh: make(chan struct{})}
+		s := ring.NewCheckSink(a, int64(i*13+it))
+		s.Work = 50 * time.Microsecond
 		if i >= 4 {
-			s.pauseEvery = 3
+			s.PauseEvery = 3
 		}
 		h, err := e.Attach(fd, s)
 		require.NoError(t, err)
-		s.h.Store(h)
+		s.H.Store(h)
 		sinks, fds, peers = append(sinks, s), append(fds, fd), append(peers, peer)
 		wg.Add(1)
 		go func(seed int64, slow bool) {
@@ -155,7 +69,7 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 			} else {
 				ring.WritePattern(peer, seed, -1, 64<<10, 0, stop)
 			}
-		}(s.seed, i >= 4)
+		}(s.Seed, i >= 4)
 	}
 	if refuse {
 		go func() {
@@ -171,7 +85,7 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 	}
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 	if it%3 == 1 {
-		sinks[5].h.Load().Detach()
+		sinks[5].H.Load().Detach()
 	}
 	e.FailNextEnter(ebadr)
 	select {
@@ -181,16 +95,15 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 	}
 	for i, s := range sinks {
 		select {
-		case <-s.detachedCh:
+		case <-s.DetachedCh:
 		default:
 			assert.Fail(t, "not detached", "conn %d", i)
 			continue
 		}
-		if v := s.viol.Load(); v != nil {
+		if v := s.Violation(); v != nil { // End twice among them
 			assert.Fail(t, "contract", "conn %d: %v", i, v)
 		}
-		assert.LessOrEqual(t, s.ends.Load(), int32(1), "conn %d ended twice", i)
-		assert.Zero(t, s.heldAtDet.Load(), "conn %d: blocks delivered and never flushed before Detached", i)
+		assert.Zero(t, s.HeldAtDetach.Load(), "conn %d: blocks delivered and never flushed before Detached", i)
 	}
 	assert.Equal(t, 0, a.InUse(), "blocks not back: stats %+v", e.Stats())
 	close(stop)

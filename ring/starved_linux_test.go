@@ -3,7 +3,6 @@
 package ring_test
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -155,58 +154,6 @@ func TestEngineServesAConnectionTheRingStarves(t *testing.T) {
 	}
 }
 
-// orderSink checks every byte against the connection's pattern, holds its
-// blocks until Flush (as handler mode does), and pauses every pauseEvery
-// deliveries; a goroutine resumes it shortly after.
-type orderSink struct {
-	a          *arena.Arena
-	seed       int64
-	n          atomic.Int64
-	bad        atomic.Value
-	held       []arena.Ref
-	work       time.Duration
-	pauseEvery int
-	delivers   int
-	h          atomic.Pointer[ring.EngineConn]
-	ended      chan error
-	detached   chan struct{}
-	resumes    atomic.Int64
-}
-
-func (s *orderSink) Deliver(ref arena.Ref, off, n int) bool {
-	b := s.a.Bytes(ref.ID())[off : off+n]
-	base := s.n.Load()
-	for i, x := range b {
-		if want := ring.Pat(s.seed, base+int64(i)); x != want && s.bad.Load() == nil {
-			s.bad.Store(fmt.Sprintf("byte %d: got %d want %d", base+int64(i), x, want))
-		}
-	}
-	s.n.Add(int64(n))
-	s.held = append(s.held, ref)
-	s.delivers++
-	if s.pauseEvery > 0 && s.delivers%s.pauseEvery == 0 {
-		go func() {
-			time.Sleep(200 * time.Microsecond)
-			if h := s.h.Load(); h != nil {
-				s.resumes.Add(1)
-				h.Resume()
-			}
-		}()
-		return true
-	}
-	return false
-}
-
-func (s *orderSink) Flush() {
-	time.Sleep(s.work)
-	for _, r := range s.held {
-		s.a.Release(r)
-	}
-	s.held = s.held[:0]
-}
-func (s *orderSink) End(err error) { s.ended <- err }
-func (s *orderSink) Detached()     { close(s.detached) }
-
 // Every connection gets its exact stream, in order, while the ring starves
 // some of them and the loop reads for them (serveStarved), sinks pausing
 // now and then and resumed from other goroutines; every block comes back
@@ -226,23 +173,23 @@ func TestEngineStarvedReadsKeepOrder(t *testing.T) {
 	type conn struct {
 		fd   int
 		peer *os.File
-		s    *orderSink
+		s    *ring.CheckSink
 		size int64
 	}
 	var conns []conn
 	var wg sync.WaitGroup
 	for i := range busyConns + slowConns {
 		fd, peer := streamPair(t)
-		s := &orderSink{a: a, seed: int64(i * 13), work: 100 * time.Microsecond, ended: make(chan error, 1),
-			detached: make(chan struct{}), pauseEvery: 0}
+		s := ring.NewCheckSink(a, int64(i*13))
+		s.Work = 100 * time.Microsecond
 		size := int64(total)
 		if i >= busyConns {
 			size = 200 << 10
-			s.pauseEvery = 3
+			s.PauseEvery = 3
 		}
 		h, err := e.Attach(fd, s)
 		require.NoError(t, err)
-		s.h.Store(h)
+		s.H.Store(h)
 		conns = append(conns, conn{fd, peer, s, size})
 		wg.Add(1)
 		go func(seed, size int64, slow bool) {
@@ -254,18 +201,18 @@ func TestEngineStarvedReadsKeepOrder(t *testing.T) {
 			}
 			ring.WritePattern(peer, seed, size, chunk, pause, nil)
 			peer.Close()
-		}(s.seed, size, i >= busyConns)
+		}(s.Seed, size, i >= busyConns)
 	}
 	for i, c := range conns {
 		select {
-		case err := <-c.s.ended:
+		case err := <-c.s.EndCh:
 			assert.ErrorIs(t, err, io.EOF, "conn %d", i)
 		case <-time.After(60 * time.Second):
-			assert.Fail(t, "no end", "conn %d: got %d of %d; stats %+v", i, c.s.n.Load(), c.size, e.Stats())
+			assert.Fail(t, "no end", "conn %d: got %d of %d; stats %+v", i, c.s.N.Load(), c.size, e.Stats())
 		}
-		assert.Equal(t, c.size, c.s.n.Load(), "conn %d", i)
-		if v := c.s.bad.Load(); v != nil {
-			assert.Fail(t, "out of order", "conn %d: %v", i, v)
+		assert.Equal(t, c.size, c.s.N.Load(), "conn %d", i)
+		if v := c.s.Violation(); v != nil {
+			assert.Fail(t, "contract", "conn %d: %v", i, v)
 		}
 	}
 	wg.Wait()
@@ -273,8 +220,9 @@ func TestEngineStarvedReadsKeepOrder(t *testing.T) {
 	t.Logf("stats %+v", st)
 	assert.Positive(t, st.StarvedReads, "the loop never read for a starved connection: the test tested nothing")
 	for _, c := range conns {
-		c.s.h.Load().Detach()
-		<-c.s.detached
+		c.s.H.Load().Detach()
+		<-c.s.DetachedCh
+		assert.Zero(t, c.s.HeldAtDetach.Load())
 	}
 	require.NoError(t, e.Close())
 	assert.Equal(t, 0, a.InUse(), "blocks not given back")
