@@ -1204,6 +1204,47 @@ func TestWrapHonoursDebug(t *testing.T) {
 	assert.True(t, debug.g.engines[debug.ei].arena().Debug(), "WithDebug was ignored after a plain Wrap")
 }
 
+// A Wrap that leaves the engine to Auto and one that names the engine Auto
+// resolves to read on one group: the process does not run two sets of
+// engines, each with an arena of its own, for the same settings.
+func TestWrapAutoSharesTheGroupOfTheEngineItPicks(t *testing.T) {
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Cleanup(closeSharedGroups)
+			closeSharedGroups()
+			t.Setenv(EnvEngine, kind.String())
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			wrap := func(opts ...Option) *Conn {
+				t.Helper()
+				peer, err := net.Dial("tcp", ln.Addr().String())
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = peer.Close() })
+				nc, err := ln.Accept()
+				require.NoError(t, err)
+				c, err := Wrap(nc, opts...)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				return c
+			}
+			auto := wrap()
+			named := wrap(WithEngine(kind))
+			assert.Same(t, auto.g, named.g)
+			assert.Equal(t, kind.String(), named.Engine().Name)
+			assert.Equal(t, EnvEngine+" asked for it", named.Engine().Reason, "the group keeps the reason of the Wrap that made it")
+			other := Fallback
+			if kind == Fallback {
+				other = IOUring
+			}
+			if other == IOUring && Probe().IOUring != nil {
+				return
+			}
+			assert.NotSame(t, auto.g, wrap(WithEngine(other)).g)
+		})
+	}
+}
+
 // Wrap's engine options choose the process-wide group it reads on: the
 // same settings share one, other settings start another, and the settings
 // are the ones asked for.

@@ -102,6 +102,17 @@ func Probe() ProbeResult {
 	return probeResult
 }
 
+// kindNamed is the EngineKind of an engine's name (Auto for no engine).
+func kindNamed(name string) EngineKind {
+	switch name {
+	case NameIOUring:
+		return IOUring
+	case fallbackName:
+		return Fallback
+	}
+	return Auto
+}
+
 // choose resolves kind (after ZCIO_ENGINE for Auto) to an engine.
 func choose(kind EngineKind) (EngineInfo, error) {
 	if kind == Auto {
@@ -426,6 +437,15 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	}
 	key.engines = max(key.engines, 0)
 	key.queueLimit = max(key.queueLimit, 0)
+	// Auto shares the group of the engine it resolves to (after ZCIO_ENGINE
+	// and the probe): a Wrap that names that engine must not start a second
+	// set of engines with arenas of their own. The group keeps the reason of
+	// whichever Wrap made it.
+	if key.engine == Auto {
+		if info, err := choose(Auto); err == nil {
+			key.engine = kindNamed(info.Name)
+		}
+	}
 	switch {
 	case key.idleTrim == 0:
 		key.idleTrim = DefaultIdleTrim
@@ -437,7 +457,9 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	if g := sharedGroups[key]; g != nil {
 		return g, nil
 	}
-	g, err := newGroup(&key)
+	made := key
+	made.engine = o.engine // Conn.Engine reports why Auto chose it
+	g, err := newGroup(&made)
 	if err != nil {
 		return nil, err
 	}
