@@ -15,6 +15,7 @@ import (
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/loopctl"
+	"github.com/zcio/zcio/internal/seam"
 	"github.com/zcio/zcio/internal/slots"
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -766,7 +767,10 @@ const starvedReadAfter = math.MaxUint8
 // loop's reads to happen whatever the timing (SetStarvedReadAfter).
 var starvedReadsAfter atomic.Uint32
 
-func init() { starvedReadsAfter.Store(starvedReadAfter) }
+func init() {
+	starvedReadsAfter.Store(starvedReadAfter)
+	seam.FailNextEnter = func(e any, err error) { e.(*Engine).faultNext.Store(&err) }
+}
 
 // maxStarvedReads bounds the reads one serveStarved makes, so that a long
 // list of starved connections does not hold the loop up.

@@ -2,6 +2,8 @@
 
 package ring
 
+import "github.com/zcio/zcio/internal/seam"
+
 // SetNoBundles makes engines started after it receive into one block per
 // receive, as on kernels before 6.10 (see noBundles). It returns a function
 // that restores the default.
@@ -12,7 +14,7 @@ func SetNoBundles() (restore func()) {
 
 // FailNextEnter makes the next io_uring_enter of e's loop report err in
 // place of its own result (see enterFault).
-func (e *Engine) FailNextEnter(err error) { e.faultNext.Store(&err) }
+func (e *Engine) FailNextEnter(err error) { seam.FailNextEnter(e, err) }
 
 // SetStarvedReadAfter makes engines read for a connection after n receives
 // in a row ended with ENOBUFS, instead of starvedReadAfter. It returns a
