@@ -14,6 +14,7 @@ import (
 
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/internal/loopctl"
+	"github.com/zcio/zcio/internal/seam"
 	"github.com/zcio/zcio/internal/slots"
 	"github.com/zcio/zcio/internal/unix"
 )
@@ -58,9 +59,11 @@ type Engine struct {
 	gen   atomic.Uint32
 	ctl   loopctl.Control[command]
 
-	starving atomic.Bool // some connection waits for blocks
-	trimDue  bool        // work was done since the last trim (loop only)
-	deepDue  bool        // an idle trim ran and nothing happened since (loop only)
+	starving atomic.Bool           // some connection waits for blocks
+	failed   atomic.Pointer[error] // see Err
+	epfdLost bool                  // epoll_wait failed: epfd may name another file (loop only)
+	trimDue  bool                  // work was done since the last trim (loop only)
+	deepDue  bool                  // an idle trim ran and nothing happened since (loop only)
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
@@ -157,6 +160,9 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	// table or refuses it here.
 	e.ctl.Mu.Lock()
 	defer e.ctl.Mu.Unlock()
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
+	}
 	if e.ctl.Closing() {
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, ErrClosed)
 	}
@@ -218,12 +224,32 @@ func (e *Engine) OnLoop() bool { return e.ctl.OnLoop() }
 // it ended already) and Detached. Close waits for the loop to finish, except
 // when called on the loop itself, where it only starts the shutdown.
 // It returns ErrClosed when called again.
+//
+// After the loop failed (Err), Close waits for it to have let go of
+// everything and returns that failure.
 func (e *Engine) Close() error {
 	if !e.ctl.Shutdown(command{op: opShutdown}) {
+		if err := e.Err(); err != nil {
+			if !e.OnLoop() {
+				<-e.done
+			}
+			return fmt.Errorf("zcio/fallback: close: %w", err)
+		}
 		return fmt.Errorf("zcio/fallback: close: %w", ErrClosed)
 	}
 	if !e.OnLoop() {
 		<-e.done
+	}
+	return e.Err()
+}
+
+// Err returns nil while the engine works, and once its epoll_wait failed an
+// error wrapping ErrEngineFailed and the kernel's error. From then on the
+// loop ends every connection with that error and stops; Done closes when
+// it has.
+func (e *Engine) Err() error {
+	if p := e.failed.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -242,7 +268,9 @@ func (e *Engine) watch(c *conn, op int) error {
 // unwatch takes c out of epoll. The fd is still open (its owner closes it
 // only after Detached), so a failure means the fd was not registered.
 func (e *Engine) unwatch(c *conn) {
-	_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	if !e.epfdLost {
+		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
 }
 
 func (e *Engine) loop(started chan<- struct{}) {
@@ -293,7 +321,8 @@ func (e *Engine) loop(started chan<- struct{}) {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			panic("zcio/fallback: epoll_wait: " + err.Error()) // EBADF/EFAULT/EINVAL: a bug in this engine
+			e.failStop(err)
+			return
 		}
 		e.batchBytes = 0
 		for i := 0; i < n; i++ {
@@ -544,18 +573,47 @@ func (e *Engine) detach(c *conn) {
 }
 
 func (e *Engine) shutdown() {
+	end := ErrClosed
+	if err := e.Err(); err != nil {
+		end = err
+	}
 	e.slots.Each(func(c *conn) {
 		if c.state != stateEnded && c.state != stateDetached {
 			if c.state == stateWatched {
 				e.unwatch(c)
 			}
 			c.state = stateEnded
-			c.sink.End(ErrClosed)
+			c.sink.End(end)
 		}
 		e.detach(c)
 	})
 	e.starved = e.starved[:0]
 	e.tail.retireAll()
 	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
-	unix.Close(e.epfd)
+	if !e.epfdLost {
+		unix.Close(e.epfd)
+	}
+}
+
+// failStop stops the loop after epoll_wait failed with err (not EINTR):
+// EBADF when code elsewhere in the process closed the epoll fd (a double
+// close), EINVAL when its number names another file by now, EFAULT only
+// from a bug here. It records the failure (Err), refuses further Attaches
+// and ends every connection with it, then shuts down as Close would. After
+// EBADF or EINVAL it leaves the fd number alone: closing it, or removing
+// sockets from it, could hit a file that belongs to someone else. Every
+// read so far was flushed to its sink, so the bytes received stay readable.
+func (e *Engine) failStop(err error) {
+	f := fmt.Errorf("%w: %w", ErrEngineFailed, os.NewSyscallError("epoll_wait", err))
+	e.failed.CompareAndSwap(nil, &f)
+	e.epfdLost = errors.Is(err, unix.EBADF) || errors.Is(err, unix.EINVAL)
+	e.ctl.Shutdown(command{op: opShutdown}) // false if Close got there first: same outcome
+	e.ctl.Take()                            // Resume, Detach and Open: the shutdown ends and detaches them all
+	e.shutdown()
+}
+
+func init() {
+	// Tests close the epoll fd behind the engine's back, as a double close
+	// elsewhere in the process would: a real EBADF at the loop's next wait.
+	seam.CloseEpollFD = func(e any) { _ = unix.Close(e.(*Engine).epfd) }
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/zcio/zcio/arena"
 	"github.com/zcio/zcio/fallback"
 	"github.com/zcio/zcio/internal/enginetest"
+	"github.com/zcio/zcio/internal/seam"
 )
 
 // suiteEngine adapts a fallback.Engine to the conformance suite.
@@ -32,6 +33,9 @@ func TestConformance(t *testing.T) {
 		},
 		ErrClosed:      fallback.ErrClosed,
 		TakesFromArena: true,
+		// A real EBADF: the epoll fd closed behind the engine's back.
+		Fail:      func(e enginetest.Engine, _ error) { seam.CloseEpollFD(e.(suiteEngine).Engine) },
+		ErrFailed: fallback.ErrEngineFailed,
 	})
 }
 

@@ -229,7 +229,8 @@ type engine interface {
 	// wait there).
 	onLoop() bool
 	// failed reports whether the engine stopped on an error of its own
-	// (ring.ErrEngineFailed): new connections go to the others.
+	// (ring.ErrEngineFailed, fallback.ErrEngineFailed): new connections go
+	// to the others.
 	failed() bool
 	close() error
 }

@@ -94,4 +94,4 @@ func writeNow(fd int, p []byte) (int, error) {
 	}
 }
 
-func (x *epollEngine) failed() bool { return false }
+func (x *epollEngine) failed() bool { return x.e.Err() != nil }

@@ -3,6 +3,7 @@
 package ring_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/zcio/zcio/arena"
@@ -40,5 +41,9 @@ func runConformance(t *testing.T) {
 			return suiteEngine{e}, nil
 		},
 		ErrClosed: ring.ErrClosed,
+		Fail: func(e enginetest.Engine, err error) {
+			e.(suiteEngine).FailNextEnter(fmt.Errorf("io_uring_enter: %w", err))
+		},
+		ErrFailed: ring.ErrEngineFailed,
 	})
 }

@@ -53,6 +53,12 @@ type Suite struct {
 	// fallback), so a dry arena shows as failed takes; an io_uring engine
 	// keeps a window of free blocks published in its buffer ring instead.
 	TakesFromArena bool
+	// Fail, when set, makes the next wait of e's loop (io_uring_enter,
+	// epoll_wait) fail with err, syscall.EBADF, as the kernel's answer, and
+	// ErrFailed is the engine's sentinel for that: the suite checks that the
+	// engine then fails alone (FailureEndsEveryConnection).
+	Fail      func(e Engine, err error)
+	ErrFailed error
 }
 
 // Run runs every conformance test against the engine.
@@ -75,6 +81,7 @@ func Run(t *testing.T, s Suite) {
 		{"DetachFromCallback", testDetachFromCallback},
 		{"OpenedRunsOnLoopBeforeData", testOpenedRunsOnLoopBeforeData},
 		{"WorkingSetStaysSmall", testWorkingSetStaysSmall},
+		{"FailureEndsEveryConnection", testFailureEndsEveryConnection},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
 	}
@@ -677,6 +684,88 @@ func testCloseEndsEveryConnection(t *testing.T, s Suite) {
 	_, err = e.Attach(fd, newRecorder(a))
 	assert.ErrorIs(t, err, s.ErrClosed)
 	assert.Zero(t, a.InUse())
+}
+
+// An engine whose loop's wait fails (a kernel error it cannot recover
+// from) ends every connection with an error wrapping s.ErrFailed and the
+// kernel's error, after the bytes each received; detaches them; refuses
+// Attach; reports the failure from Close; gives every block back and leaks
+// no fd. Another engine goes on.
+func testFailureEndsEveryConnection(t *testing.T, s Suite) {
+	if s.Fail == nil {
+		t.Skip("the engine has no failure seam")
+	}
+	fdsBefore := openFDs(t)
+	newEngine := func() (Engine, *arena.Arena) {
+		a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+		require.NoError(t, err)
+		e, err := s.New(a)
+		require.NoError(t, err)
+		return e, a
+	}
+	e, a := newEngine()
+	other, otherArena := newEngine()
+	before, after := pattern(3000, 5), pattern(200, 6)
+	type peerConn struct {
+		rec  *recorder
+		peer *os.File
+		fd   int
+	}
+	var conns []peerConn
+	for range 3 {
+		fd, peer := socketpair(t)
+		rec := newRecorder(a)
+		_, err := e.Attach(fd, rec)
+		require.NoError(t, err)
+		_, err = peer.Write(before)
+		require.NoError(t, err)
+		rec.waitLen(t, len(before), 5*time.Second)
+		conns = append(conns, peerConn{rec, peer, fd})
+	}
+
+	s.Fail(e, syscall.EBADF)
+	for _, c := range conns { // readiness or a completion ends the loop's wait
+		_, err := c.peer.Write(after)
+		require.NoError(t, err)
+	}
+	for i, c := range conns {
+		waitClosed(t, c.rec.ended, "End")
+		waitClosed(t, c.rec.detached, "Detached")
+		assert.ErrorIs(t, c.rec.endErr, s.ErrFailed, "conn %d", i)
+		assert.ErrorIs(t, c.rec.endErr, syscall.EBADF, "conn %d", i)
+		got := c.rec.bytes()
+		assert.GreaterOrEqual(t, len(got), len(before), "conn %d: bytes received before the failure were lost", i)
+		assert.True(t, bytes.HasPrefix(append(bytes.Clone(before), after...), got), "conn %d: bytes differ from what was sent", i)
+		assert.NoError(t, syscall.Close(c.fd))
+		assert.NoError(t, c.peer.Close())
+	}
+	fd, peer := socketpair(t)
+	_, err := e.Attach(fd, newRecorder(a))
+	assert.ErrorIs(t, err, s.ErrFailed, "Attach after the failure")
+	assert.NoError(t, syscall.Close(fd))
+	assert.NoError(t, peer.Close())
+	err = e.Close()
+	assert.ErrorIs(t, err, s.ErrFailed, "Close after the failure")
+	assert.ErrorIs(t, err, syscall.EBADF)
+	assert.Zero(t, a.InUse(), "blocks not given back")
+	assert.NoError(t, a.Close())
+
+	// The other engine was not touched.
+	fd, peer = socketpair(t)
+	rec := newRecorder(otherArena)
+	h, err := other.Attach(fd, rec)
+	require.NoError(t, err)
+	_, err = peer.Write(after)
+	require.NoError(t, err)
+	rec.waitLen(t, len(after), 5*time.Second)
+	other.Detach(h)
+	waitClosed(t, rec.detached, "Detached")
+	assert.NoError(t, syscall.Close(fd))
+	assert.NoError(t, peer.Close())
+	assert.NoError(t, other.Close())
+	assert.Zero(t, otherArena.InUse())
+	assert.NoError(t, otherArena.Close())
+	assert.Equal(t, fdsBefore, openFDs(t), "file descriptors leaked")
 }
 
 func testAttachRejectsBadFD(t *testing.T, s Suite) {

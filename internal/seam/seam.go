@@ -9,3 +9,9 @@ package seam
 // (EBADR). engine is a *ring.Engine; package ring sets the hook (Linux only,
 // nil elsewhere).
 var FailNextEnter func(engine any, err error)
+
+// CloseEpollFD closes engine's epoll fd behind its back, as a double close
+// elsewhere in the process would: its loop's next epoll_wait fails with
+// EBADF. engine is a *fallback.Engine; package fallback sets the hook
+// (Linux only, nil elsewhere).
+var CloseEpollFD func(engine any)

@@ -1,11 +1,10 @@
-//go:build linux && !zcio_nouring
+//go:build linux
 
 package reader
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"syscall"
 	"testing"
@@ -14,24 +13,26 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zcio/zcio/fallback"
 	"github.com/zcio/zcio/internal/seam"
-	"github.com/zcio/zcio/ring"
 )
 
-// failEngine makes the next io_uring_enter of the engine serving c report
-// EBADR, as when the kernel drops completions: the engine fails on its own.
-func failEngine(t *testing.T, c *Conn) {
+// failEngine makes the engine serving c fail on its own at its loop's next
+// wait: io_uring_enter reports EBADR (as when the kernel drops
+// completions), or the fallback's epoll fd is closed behind its back (a
+// double close elsewhere in the process), so that epoll_wait reports EBADF.
+// It returns the errno and the engine's sentinel.
+func failEngine(t *testing.T, c *Conn) (errno, sentinel error) {
 	t.Helper()
-	x, ok := c.engine().(*uringEngine)
-	require.True(t, ok, "not on an io_uring engine: %T", c.engine())
-	seam.FailNextEnter(x.e, fmt.Errorf("io_uring_enter: %w", syscall.EBADR))
-}
-
-// engineFailedErr checks that err is the failure failEngine caused.
-func engineFailedErr(t *testing.T, err error) {
-	t.Helper()
-	assert.ErrorIs(t, err, ring.ErrEngineFailed)
-	assert.ErrorIs(t, err, syscall.EBADR)
+	if x, ok := c.engine().(*epollEngine); ok {
+		seam.CloseEpollFD(x.e)
+		return syscall.EBADF, fallback.ErrEngineFailed
+	}
+	if errno, sentinel, ok := failUring(c); ok {
+		return errno, sentinel
+	}
+	require.FailNow(t, "no failure seam", "%T", c.engine())
+	return nil, nil
 }
 
 // captureHandler hands each connection to the test and reports how it ended.
@@ -51,15 +52,18 @@ func (h *captureHandler) OnData(c *Conn) {
 
 func (h *captureHandler) OnClose(_ *Conn, err error) { h.closed <- err }
 
-// An io_uring engine that fails on its own (an io_uring_enter error such as
-// EBADR) ends its connections with an error wrapping ring.ErrEngineFailed
-// and the errno, after the bytes already received; gives every block back;
-// and the listener's next connections go to its other engine. The process
-// does not panic and leaks nothing.
+// An engine that fails on its own (io_uring_enter or epoll_wait reports an
+// error it cannot recover from) ends its connections with an error wrapping
+// its ErrEngineFailed and the errno, after the bytes already received;
+// gives every block back; and the listener's next connections go to its
+// other engine. The process does not panic and leaks nothing.
 func TestConnOnAFailedEngine(t *testing.T) {
-	if err := Probe().IOUring; err != nil {
-		t.Skipf("io_uring engine not available: %v", err)
+	for _, kind := range engineKinds(t) {
+		t.Run(kind.String(), func(t *testing.T) { testConnOnAFailedEngine(t, kind) })
 	}
+}
+
+func testConnOnAFailedEngine(t *testing.T, kind EngineKind) {
 	// echoes checks that a new connection of ln lands on another engine than
 	// failed and is served there.
 	echoes := func(t *testing.T, ln *Listener, failed uint16, accept func() *Conn) {
@@ -81,7 +85,7 @@ func TestConnOnAFailedEngine(t *testing.T) {
 
 	t.Run("blocking", func(t *testing.T) {
 		leakCheck(t)
-		ln := listen(t, IOUring, WithEngines(2), WithMemory(2<<20))
+		ln := listen(t, kind, WithEngines(2), WithMemory(2<<20))
 		g := ln.g
 		peer := dial(t, ln)
 		defer peer.Close()
@@ -92,19 +96,20 @@ func TestConnOnAFailedEngine(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, c.Reader().Wait(t.Context(), len(first)))
 
-		failEngine(t, c)
+		errno, sentinel := failEngine(t, c)
 		_, err = peer.Write(more) // its completion ends the loop's wait
 		require.NoError(t, err)
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 		got, err := io.ReadAll(c)
-		engineFailedErr(t, err)
+		assert.ErrorIs(t, err, sentinel)
+		assert.ErrorIs(t, err, errno)
 		assert.GreaterOrEqual(t, len(got), len(first), "bytes received before the failure were lost")
 		assert.True(t, bytes.HasPrefix(append(first, more...), got), "read %d bytes that are not what was sent", len(got))
 		// Later calls keep answering with the failure, and never wait.
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		err = c.Reader().Wait(ctx, 1)
-		engineFailedErr(t, err)
+		assert.ErrorIs(t, err, sentinel)
 		assert.NoError(t, ctx.Err(), "Wait waited on a failed engine")
 		assert.Zero(t, g.engines[c.ei].arena().InUse(), "the failed engine kept blocks")
 
@@ -135,7 +140,7 @@ func TestConnOnAFailedEngine(t *testing.T) {
 	t.Run("handler", func(t *testing.T) {
 		leakCheck(t)
 		h := &captureHandler{conns: make(chan *Conn, 4), closed: make(chan error, 4)}
-		ln, served := serve(t, IOUring, h, WithEngines(2), WithMemory(2<<20))
+		ln, served := serve(t, kind, h, WithEngines(2), WithMemory(2<<20))
 		g := ln.g
 		peer := dial(t, ln)
 		defer peer.Close()
@@ -149,12 +154,13 @@ func TestConnOnAFailedEngine(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, msg, got, "echo before the failure")
 
-		failEngine(t, c)
+		errno, sentinel := failEngine(t, c)
 		_, err = peer.Write([]byte("wake"))
 		require.NoError(t, err)
 		select {
 		case err := <-h.closed:
-			engineFailedErr(t, err)
+			assert.ErrorIs(t, err, sentinel)
+			assert.ErrorIs(t, err, errno)
 		case <-time.After(5 * time.Second):
 			require.Fail(t, "OnClose not called after the engine failed")
 		}
