@@ -188,6 +188,9 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
 		e.slots.Remove(slot)
+		if f := e.checkEpfd(err); f != nil {
+			err = f
+		}
 		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, err)
 	}
 	return h, nil
@@ -281,6 +284,12 @@ func (e *Engine) loop(started chan<- struct{}) {
 	close(started)
 	defer close(e.done)
 	for {
+		if e.failed.Load() != nil {
+			// Attach or rewatch found the epoll fd lost: waiting on it
+			// could read another epoll instance's events.
+			e.failStop(nil)
+			return
+		}
 		n, err := unix.EpollWait(e.epfd, e.events, 0)
 		if err == nil && n == 0 {
 			// Nothing ready: about to sleep.
@@ -518,6 +527,9 @@ func (e *Engine) feedStarved() {
 
 func (e *Engine) rewatch(c *conn) {
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
+		if f := e.checkEpfd(err); f != nil {
+			return // the loop stops at its next turn and ends c with f
+		}
 		e.end(c, err)
 		return
 	}
@@ -573,6 +585,15 @@ func (e *Engine) detach(c *conn) {
 }
 
 func (e *Engine) shutdown() {
+	if !e.epfdLost {
+		if err := e.epfdErr(); err != nil {
+			// Lost behind the engine's back while it slept (a double
+			// close elsewhere, the number reused since): the loop never
+			// saw an error, but the number is not this engine's to touch.
+			e.epfdLost = true
+			e.lose(err)
+		}
+	}
 	end := ErrClosed
 	if err := e.Err(); err != nil {
 		end = err
@@ -595,21 +616,72 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// failStop stops the loop after epoll_wait failed with err (not EINTR):
-// EBADF when code elsewhere in the process closed the epoll fd (a double
-// close), EINVAL when its number names another file by now, EFAULT only
-// from a bug here. It records the failure (Err), refuses further Attaches
-// and ends every connection with it, then shuts down as Close would. After
-// EBADF or EINVAL it leaves the fd number alone: closing it, or removing
-// sockets from it, could hit a file that belongs to someone else. Every
-// read so far was flushed to its sink, so the bytes received stay readable.
+// failStop stops the loop after epoll_wait failed with err (not EINTR), or
+// with err nil after Attach or rewatch found the epoll fd lost (checkEpfd).
+// EBADF: code elsewhere in the process closed the epoll fd (a double
+// close); EINVAL: its number names another file by now; EFAULT only from a
+// bug here. It records the failure (Err), refuses further Attaches, runs
+// the Opened callbacks still queued (an Opener gets Opened before anything
+// else) and ends every connection with the failure, then shuts down as
+// Close would. When the fd no longer names this engine's epoll instance it
+// leaves the number alone: closing it, or removing sockets from it, could
+// hit a file that belongs to someone else. Every read so far was flushed
+// to its sink, so the bytes received stay readable.
 func (e *Engine) failStop(err error) {
-	f := fmt.Errorf("%w: %w", ErrEngineFailed, os.NewSyscallError("epoll_wait", err))
-	e.failed.CompareAndSwap(nil, &f)
-	e.epfdLost = errors.Is(err, unix.EBADF) || errors.Is(err, unix.EINVAL)
+	if err != nil {
+		e.failed.CompareAndSwap(nil, failure("epoll_wait", err))
+	}
+	e.epfdLost = e.epfdErr() != nil
 	e.ctl.Shutdown(command{op: opShutdown}) // false if Close got there first: same outcome
-	e.ctl.Take()                            // Resume, Detach and Open: the shutdown ends and detaches them all
+	work := e.ctl.Take()
+	for i, cmd := range work {
+		work[i] = command{}
+		if cmd.op == opOpen && cmd.c.state == stateOpening {
+			cmd.c.sink.(Opener).Opened() // not watched: the shutdown ends it
+		}
+	}
 	e.shutdown()
+}
+
+// failure wraps the kernel's err from op in ErrEngineFailed.
+func failure(op string, err error) *error {
+	f := fmt.Errorf("%w: %w", ErrEngineFailed, os.NewSyscallError(op, err))
+	return &f
+}
+
+// lose records that the epoll fd no longer names this engine's instance
+// (err came from the epoll_ctl that found out) and wakes the loop, which
+// stops at its next turn. Safe from any goroutine.
+func (e *Engine) lose(err error) {
+	e.failed.CompareAndSwap(nil, failure("epoll_ctl", err))
+	e.ctl.Wake()
+}
+
+// checkEpfd looks into an epoll_ctl error: EBADF or EINVAL may mean the
+// connection's fd is bad, or that the epoll fd was closed or reused behind
+// the engine's back. In the second case it records the failure (lose, with
+// what epfdErr found) and returns it; otherwise it returns nil.
+func (e *Engine) checkEpfd(err error) error {
+	if !errors.Is(err, unix.EBADF) && !errors.Is(err, unix.EINVAL) {
+		return nil
+	}
+	lost := e.epfdErr()
+	if lost == nil {
+		return nil
+	}
+	e.lose(lost)
+	return e.Err()
+}
+
+// epfdErr returns nil while epfd still names this engine's epoll instance,
+// and otherwise the kernel's answer to a no-op EPOLL_CTL_MOD of the
+// engine's own eventfd, which only that instance has registered: EBADF
+// when the number is closed, EINVAL when it names something else, ENOENT
+// when it names another epoll instance. It costs one system call and runs
+// only on failure paths and at shutdown.
+func (e *Engine) epfdErr() error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1, Pad: 0} // as in New: wakeSlot
+	return unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, e.evfd, &ev)
 }
 
 func init() {

@@ -219,7 +219,20 @@ func (s *sink) Starved() {
 // The Conn takes one reference on g. On error the caller still owns fd and
 // nc.
 func adopt(nc net.Conn, fd int, kind uint8, g *group, h *handlerRef, o *options) (*Conn, error) {
-	i := g.pick()
+	for tries := 1; ; tries++ {
+		i := g.pick()
+		c, err := adoptOn(i, nc, fd, kind, g, h, o)
+		if err == nil || !g.engines[i].failed() || tries >= len(g.engines) {
+			return c, err
+		}
+		// The engine found out at this Attach that it had failed (a
+		// fallback engine whose epoll fd was closed behind its back while
+		// it was idle): try another; pick passes over this one from now on.
+	}
+}
+
+// adoptOn attaches the connection to g.engines[i].
+func adoptOn(i int, nc net.Conn, fd int, kind uint8, g *group, h *handlerRef, o *options) (*Conn, error) {
 	e := g.engines[i]
 	c := &Conn{fd: fd, kind: kind, g: g, ei: uint16(i), h: h}
 	if nc != nil {

@@ -276,12 +276,18 @@ type group struct {
 }
 
 func newGroup(o *engineOptions) (*group, error) {
-	if o.burst < 0 {
-		return nil, fmt.Errorf("zcio/reader: receive burst %d: %w", o.burst, ErrNegativeCount)
-	}
 	info, err := choose(o.engine)
 	if err != nil {
 		return nil, err
+	}
+	return newGroupOf(o, info)
+}
+
+// newGroupOf makes the group of engine info (o.engine resolved) with the
+// settings of o.
+func newGroupOf(o *engineOptions, info EngineInfo) (*group, error) {
+	if o.burst < 0 {
+		return nil, fmt.Errorf("zcio/reader: receive burst %d: %w", o.burst, ErrNegativeCount)
 	}
 	mem := o.memory
 	if mem <= 0 {
@@ -441,12 +447,13 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	// Auto shares the group of the engine it resolves to (after ZCIO_ENGINE
 	// and the probe): a Wrap that names that engine must not start a second
 	// set of engines with arenas of their own. The group keeps the reason of
-	// whichever Wrap made it.
-	if key.engine == Auto {
-		if info, err := choose(Auto); err == nil {
-			key.engine = kindNamed(info.Name)
-		}
+	// whichever Wrap made it. Resolved once, here: the group is made with
+	// this answer, whatever ZCIO_ENGINE says by then.
+	info, err := choose(key.engine)
+	if err != nil {
+		return nil, err
 	}
+	key.engine = kindNamed(info.Name)
 	switch {
 	case key.idleTrim == 0:
 		key.idleTrim = DefaultIdleTrim
@@ -458,9 +465,7 @@ func sharedGroup(o *engineOptions) (*group, error) {
 	if g := sharedGroups[key]; g != nil {
 		return g, nil
 	}
-	made := key
-	made.engine = o.engine // Conn.Engine reports why Auto chose it
-	g, err := newGroup(&made)
+	g, err := newGroupOf(&key, info)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,7 +112,11 @@ func testConnOnAFailedEngine(t *testing.T, kind EngineKind) {
 		err = c.Reader().Wait(ctx, 1)
 		assert.ErrorIs(t, err, sentinel)
 		assert.NoError(t, ctx.Err(), "Wait waited on a failed engine")
-		assert.Zero(t, g.engines[c.ei].arena().InUse(), "the failed engine kept blocks")
+		// The engine ends its connections before it lets go of its own
+		// blocks (the buffer ring's, the fallback's tail block).
+		failedArena := g.engines[c.ei].arena()
+		assert.Eventually(t, func() bool { return failedArena.InUse() == 0 }, 5*time.Second, time.Millisecond,
+			"the failed engine kept blocks")
 
 		var c2 *Conn
 		echoes(t, ln, c.ei, func() *Conn {
@@ -170,4 +175,83 @@ func testConnOnAFailedEngine(t *testing.T, kind EngineKind) {
 		<-served
 		arenasIdle(t, g)
 	})
+}
+
+// A fallback engine that lost its epoll fd while idle (closed behind its
+// back) finds out at the next Attach; the listener then serves that
+// connection, and the later ones, on its other engine: no Accept fails.
+func TestListenerPassesOverAnEngineThatLostItsEpollFD(t *testing.T) {
+	leakCheck(t)
+	ln := listen(t, Fallback, WithEngines(2), WithMemory(2<<20), WithIdleTrim(-1))
+	g := ln.g
+	time.Sleep(20 * time.Millisecond) // both loops asleep
+	seam.CloseEpollFD(g.engines[0].(*epollEngine).e)
+	for i := range 6 {
+		peer := dial(t, ln)
+		c, err := ln.Accept()
+		if assert.NoError(t, err, "accept %d", i) {
+			assert.Equal(t, uint16(1), c.ei, "accept %d", i)
+			assert.NoError(t, c.Close())
+		}
+		_ = peer.Close()
+	}
+	assert.True(t, g.engines[0].failed())
+	assert.False(t, g.engines[1].failed())
+	require.NoError(t, ln.Close())
+	arenasIdle(t, g)
+}
+
+// orderHandler records each connection's callbacks in order.
+type orderHandler struct {
+	mu     sync.Mutex
+	calls  map[*Conn][]string
+	first  chan struct{}
+	closed chan struct{}
+}
+
+func (h *orderHandler) add(c *Conn, call string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls[c] = append(h.calls[c], call)
+	return len(h.calls)
+}
+
+func (h *orderHandler) OnOpen(c *Conn) {
+	if h.add(c, "OnOpen") == 1 {
+		close(h.first)
+		time.Sleep(200 * time.Millisecond) // the second connection is attached meanwhile
+	}
+}
+func (h *orderHandler) OnData(c *Conn)           { h.add(c, "OnData") }
+func (h *orderHandler) OnClose(c *Conn, _ error) { h.add(c, "OnClose"); h.closed <- struct{}{} }
+
+// Handler mode on a fallback engine that lost its epoll fd: a connection
+// attached while the loop runs its last commands still gets OnOpen first,
+// then OnClose.
+func TestHandlerOpensFirstOnAFailedEngine(t *testing.T) {
+	h := &orderHandler{calls: map[*Conn][]string{}, first: make(chan struct{}), closed: make(chan struct{}, 4)}
+	ln, served := serve(t, Fallback, h, WithEngines(1), WithMemory(2<<20), WithIdleTrim(-1))
+	time.Sleep(20 * time.Millisecond)
+	seam.CloseEpollFD(ln.g.engines[0].(*epollEngine).e)
+	p1 := dial(t, ln)
+	defer p1.Close()
+	<-h.first
+	p2 := dial(t, ln) // Serve attaches it while the first OnOpen runs
+	defer p2.Close()
+	for range 2 {
+		select {
+		case <-h.closed:
+		case <-time.After(5 * time.Second):
+			require.FailNow(t, "no OnClose")
+		}
+	}
+	require.NoError(t, ln.Close())
+	<-served
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Len(t, h.calls, 2)
+	for _, calls := range h.calls {
+		assert.Equal(t, "OnOpen", calls[0], "%v", calls)
+		assert.Equal(t, "OnClose", calls[len(calls)-1], "%v", calls)
+	}
 }
