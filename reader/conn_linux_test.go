@@ -669,6 +669,21 @@ func TestHandlerHalfClose(t *testing.T) {
 	}
 }
 
+// wrapAccepted dials ln, Wraps the accepted end with opts and returns it
+// with the peer; both are closed when the test ends.
+func wrapAccepted(t *testing.T, ln net.Listener, opts ...Option) (*Conn, net.Conn) {
+	t.Helper()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	nc, err := ln.Accept()
+	require.NoError(t, err)
+	c, err := Wrap(nc, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c, peer
+}
+
 // closeSharedGroups drops the process-wide groups Wrap made, so that the
 // package's leak checks see their engines stop.
 func closeSharedGroups() {
@@ -1183,23 +1198,11 @@ func TestDefaultEnginesOnManyCores(t *testing.T) {
 func TestWrapHonoursDebug(t *testing.T) {
 	t.Cleanup(closeSharedGroups)
 	closeSharedGroups()
-	wrapOne := func(opts ...Option) *Conn {
-		t.Helper()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		peer, err := net.Dial("tcp", ln.Addr().String())
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = peer.Close() })
-		nc, err := ln.Accept()
-		require.NoError(t, err)
-		c, err := Wrap(nc, opts...)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		return c
-	}
-	plain := wrapOne(WithEngine(Fallback))
-	debug := wrapOne(WithEngine(Fallback), WithDebug())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	plain, _ := wrapAccepted(t, ln, WithEngine(Fallback))
+	debug, _ := wrapAccepted(t, ln, WithEngine(Fallback), WithDebug())
 	assert.False(t, plain.g.engines[plain.ei].arena().Debug())
 	assert.True(t, debug.g.engines[debug.ei].arena().Debug(), "WithDebug was ignored after a plain Wrap")
 }
@@ -1218,14 +1221,7 @@ func TestWrapAutoSharesTheGroupOfTheEngineItPicks(t *testing.T) {
 			defer ln.Close()
 			wrap := func(opts ...Option) *Conn {
 				t.Helper()
-				peer, err := net.Dial("tcp", ln.Addr().String())
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = peer.Close() })
-				nc, err := ln.Accept()
-				require.NoError(t, err)
-				c, err := Wrap(nc, opts...)
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = c.Close() })
+				c, _ := wrapAccepted(t, ln, opts...)
 				return c
 			}
 			auto := wrap()
@@ -1258,15 +1254,7 @@ func TestWrapHonoursEngineOptions(t *testing.T) {
 			defer ln.Close()
 			wrap := func(opts ...Option) (*Conn, net.Conn) {
 				t.Helper()
-				peer, err := net.Dial("tcp", ln.Addr().String())
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = peer.Close() })
-				nc, err := ln.Accept()
-				require.NoError(t, err)
-				c, err := Wrap(nc, append([]Option{WithEngine(kind)}, opts...)...)
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = c.Close() })
-				return c, peer
+				return wrapAccepted(t, ln, append([]Option{WithEngine(kind)}, opts...)...)
 			}
 			small := []Option{WithEngines(1), WithMemory(1 << 20), WithBlockSize(4096), WithQueueLimit(64 << 10)}
 			a, peer := wrap(small...)

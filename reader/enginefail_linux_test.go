@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,6 +35,18 @@ func failEngine(t *testing.T, c *Conn) (errno, sentinel error) {
 	}
 	require.FailNow(t, "no failure seam", "%T", c.engine())
 	return nil, nil
+}
+
+// echoed writes msg to peer and reads back as many bytes.
+func echoed(t *testing.T, peer net.Conn, msg []byte) []byte {
+	t.Helper()
+	_, err := peer.Write(msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	require.NoError(t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.ReadFull(peer, got)
+	require.NoError(t, err)
+	return got
 }
 
 // captureHandler hands each connection to the test and reports how it ended.
@@ -74,14 +87,7 @@ func testConnOnAFailedEngine(t *testing.T, kind EngineKind) {
 		c := accept()
 		assert.NotEqual(t, failed, c.ei, "a new connection went to the failed engine")
 		assert.False(t, c.engine().failed())
-		msg := pattern(5000, 9)
-		_, err := peer.Write(msg)
-		require.NoError(t, err)
-		got := make([]byte, len(msg))
-		require.NoError(t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err = io.ReadFull(peer, got)
-		require.NoError(t, err)
-		assert.Equal(t, msg, got)
+		assert.Equal(t, pattern(5000, 9), echoed(t, peer, pattern(5000, 9)))
 	}
 
 	t.Run("blocking", func(t *testing.T) {
@@ -150,17 +156,10 @@ func testConnOnAFailedEngine(t *testing.T, kind EngineKind) {
 		peer := dial(t, ln)
 		defer peer.Close()
 		c := <-h.conns
-		msg := pattern(2000, 3)
-		_, err := peer.Write(msg)
-		require.NoError(t, err)
-		got := make([]byte, len(msg))
-		require.NoError(t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err = io.ReadFull(peer, got)
-		require.NoError(t, err)
-		require.Equal(t, msg, got, "echo before the failure")
+		require.Equal(t, pattern(2000, 3), echoed(t, peer, pattern(2000, 3)), "echo before the failure")
 
 		errno, sentinel := failEngine(t, c)
-		_, err = peer.Write([]byte("wake"))
+		_, err := peer.Write([]byte("wake"))
 		require.NoError(t, err)
 		select {
 		case err := <-h.closed:
