@@ -15,13 +15,15 @@ var (
 	ErrTooManyFDs  = errors.New("zcio/fallback: too many connections")
 	ErrUnsupported = errors.New("zcio/fallback: epoll engine not supported on this OS")
 	// ErrEngineFailed is wrapped, with the kernel's error, by the End of
-	// every connection of an Engine whose epoll_wait failed (EBADF or
-	// EINVAL when code elsewhere in the process closed the engine's epoll
-	// fd, or reused its number), by Attach after that, and by Close. The
-	// loop ends that engine's connections after the bytes they received,
-	// gives every block back and stops, instead of taking the process down;
-	// other engines are not touched. After EBADF or EINVAL it leaves the
-	// epoll fd number alone: it may belong to someone else by then.
+	// every connection of an Engine that lost its epoll fd: epoll_wait
+	// failed, or an epoll_ctl found the fd closed or its number naming
+	// another file (code elsewhere in the process closed it: a double
+	// close), in Attach, when the loop watched a connection again, or at
+	// Close. Attach returns it after that, and so does Close. The loop ends
+	// that engine's connections after the bytes they received, gives every
+	// block back and stops, instead of taking the process down; other
+	// engines are not touched. It leaves the number alone: it may belong to
+	// someone else by then.
 	ErrEngineFailed = errors.New("zcio/fallback: engine failed")
 )
 

@@ -186,6 +186,15 @@ func (e *Engine) Attach(fd int, sink Sink) (*Conn, error) {
 		e.ctl.QueueLocked(command{op: opOpen, c: c})
 		return h, nil
 	}
+	// The number must still name this engine's epoll instance: closed
+	// behind its back and taken by another epoll_create1 (the lowest free
+	// number), an ADD would succeed into someone else's instance. One
+	// system call per connection.
+	if lost := e.epfdErr(); lost != nil {
+		e.slots.Remove(slot)
+		e.lose(lost)
+		return nil, fmt.Errorf("zcio/fallback: attach fd %d: %w", fd, e.Err())
+	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
 		e.slots.Remove(slot)
 		if f := e.checkEpfd(err); f != nil {
@@ -246,10 +255,12 @@ func (e *Engine) Close() error {
 	return e.Err()
 }
 
-// Err returns nil while the engine works, and once its epoll_wait failed an
-// error wrapping ErrEngineFailed and the kernel's error. From then on the
-// loop ends every connection with that error and stops; Done closes when
-// it has.
+// Err returns nil while the engine works, and once it failed an error
+// wrapping ErrEngineFailed and the kernel's error: from epoll_wait, or from
+// the epoll_ctl that found its epoll fd closed or reused behind its back
+// (in Attach, when the loop watches a connection again, or at Close). From
+// then on the loop ends every connection with that error and stops; Done
+// closes when it has.
 func (e *Engine) Err() error {
 	if p := e.failed.Load(); p != nil {
 		return *p
@@ -305,6 +316,18 @@ func (e *Engine) loop(started chan<- struct{}) {
 			case e.deepDue:
 				timeout = int(max((DeepTrimFactor * e.cfg.IdleTrim).Milliseconds(), 1))
 				deep = true
+			}
+			if timeout < 0 {
+				// Before a sleep with no end, make sure the number still
+				// names this engine's instance: asleep on another one,
+				// the loop would never see its own wake-ups (Close would
+				// wait for good). One system call; with the default idle
+				// trim only after a second or more of quiet.
+				if lost := e.epfdErr(); lost != nil {
+					e.failed.CompareAndSwap(nil, failure("epoll_ctl", lost))
+					e.failStop(nil)
+					return
+				}
 			}
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
 			switch {
@@ -526,8 +549,14 @@ func (e *Engine) feedStarved() {
 }
 
 func (e *Engine) rewatch(c *conn) {
+	if e.epfdLost {
+		return // the loop stops at its next turn and ends c with the failure
+	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
 		if f := e.checkEpfd(err); f != nil {
+			// No more epoll_ctl on that number, for the rest of this
+			// batch either: it may be someone else's by now.
+			e.epfdLost = true
 			return // the loop stops at its next turn and ends c with f
 		}
 		e.end(c, err)
@@ -677,8 +706,10 @@ func (e *Engine) checkEpfd(err error) error {
 // and otherwise the kernel's answer to a no-op EPOLL_CTL_MOD of the
 // engine's own eventfd, which only that instance has registered: EBADF
 // when the number is closed, EINVAL when it names something else, ENOENT
-// when it names another epoll instance. It costs one system call and runs
-// only on failure paths and at shutdown.
+// when it names another epoll instance. If the stray close hit the eventfd
+// instead, the check fails too and the engine gives up its epoll fd without
+// closing it: a leaked fd rather than someone else's file closed. It costs
+// one system call: once per Attach, on failure paths and at shutdown.
 func (e *Engine) epfdErr() error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1, Pad: 0} // as in New: wakeSlot
 	return unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, e.evfd, &ev)

@@ -77,12 +77,46 @@ func lostEngine(t *testing.T) (*Engine, *arena.Arena) {
 }
 
 func pairFD(t *testing.T) int {
+	fd, _ := pairFDs(t)
+	return fd
+}
+
+// pairFDs returns a socket pair: a non-blocking end for the engine and the
+// peer's end, both closed when the test ends.
+func pairFDs(t *testing.T) (engineFD, peerFD int) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	require.NoError(t, syscall.SetNonblock(fds[0], true))
 	t.Cleanup(func() { _ = syscall.Close(fds[0]); _ = syscall.Close(fds[1]) })
-	return fds[0]
+	return fds[0], fds[1]
+}
+
+// theirEpoll stands for another component's epoll instance created after
+// the engine's epoll fd was closed behind its back: epoll_create1 takes the
+// lowest free number, the engine's old one. The test is skipped if another
+// number came out.
+func theirEpoll(t *testing.T, old int) int {
+	t.Helper()
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if fd != old {
+		t.Skipf("the new epoll instance took fd %d, not the engine's old %d", fd, old)
+	}
+	return fd
+}
+
+// registered reports how many of the sockets in epoll instance epfd are
+// ready, after writeFD got a byte: the engine must have put none there.
+func registered(t *testing.T, epfd, writeFD int) int {
+	t.Helper()
+	_, err := syscall.Write(writeFD, []byte("y"))
+	require.NoError(t, err)
+	ev := make([]syscall.EpollEvent, 4)
+	n, err := syscall.EpollWait(epfd, ev, 0)
+	require.NoError(t, err)
+	return n
 }
 
 func waitDetached(t *testing.T, s *orderSink) {
@@ -167,4 +201,116 @@ func fcntlGetfd(fd int) (int, error) {
 		return 0, errno
 	}
 	return int(r), nil
+}
+
+// The number taken by another epoll instance: an ADD there would succeed,
+// so Attach checks first and fails the engine; nothing of the engine's goes
+// into the other instance, and Close leaves it open.
+func TestAttachRefusesAnEpollNumberTakenByAnotherInstance(t *testing.T) {
+	e, a := lostEngine(t)
+	old := e.epfd
+	seam.CloseEpollFD(e)
+	theirs := theirEpoll(t, old)
+	fd, peer := pairFDs(t)
+	_, err := e.Attach(fd, plain(newOrderSink(a)))
+	assert.ErrorIs(t, err, ErrEngineFailed)
+	assert.ErrorIs(t, err, syscall.ENOENT, "the eventfd is not in their instance")
+	assert.Zero(t, registered(t, theirs, peer), "the engine registered a socket in another epoll instance")
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+	_, err = fcntlGetfd(theirs)
+	assert.NoError(t, err, "the engine closed the other instance")
+	assert.Zero(t, a.InUse())
+}
+
+// blockedSink holds the loop in its first Deliver until release is closed.
+type blockedSink struct {
+	*orderSink
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (b *blockedSink) Deliver(ref arena.Ref, off, n int) bool {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	return b.orderSink.Deliver(ref, off, n)
+}
+
+// Once the loop found the number lost, the rest of that batch of commands
+// calls no epoll_ctl on it: here the second queued Opener's Opened creates
+// another epoll instance, which takes the number, and the engine must not
+// put that Opener's socket there.
+func TestNoEpollCtlAfterTheLossInTheSameBatch(t *testing.T) {
+	e, a := lostEngine(t)
+	fd0, peer0 := pairFDs(t)
+	fd1 := pairFD(t)
+	fd2, peer2 := pairFDs(t) // made now: after the close they would take its number
+	busy := &blockedSink{orderSink: newOrderSink(a), entered: make(chan struct{}), release: make(chan struct{})}
+	_, err := e.Attach(fd0, busy)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { calls, _ := busy.log(); return len(calls) > 0 }, 5*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // Opened, then the loop watches fd0 and sleeps
+
+	old := e.epfd
+	seam.CloseEpollFD(e) // the loop sleeps on its old instance meanwhile
+	_, err = syscall.Write(peer0, []byte("x"))
+	require.NoError(t, err)
+	<-busy.entered // the loop is held in Deliver: the Opens below queue up
+
+	first, second := newOrderSink(a), newOrderSink(a)
+	theirs := -1
+	second.onOpened = func() {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC) // someone else's epoll
+		if assert.NoError(t, err) {
+			theirs = fd
+		}
+	}
+	_, err = e.Attach(fd1, first)
+	require.NoError(t, err)
+	_, err = e.Attach(fd2, second)
+	require.NoError(t, err)
+	close(busy.release)
+	for _, s := range []*orderSink{busy.orderSink, first, second} {
+		waitDetached(t, s)
+	}
+	require.NotEqual(t, -1, theirs)
+	defer syscall.Close(theirs)
+	if theirs != old {
+		t.Skipf("their epoll instance took fd %d, not the engine's old %d", theirs, old)
+	}
+	assert.Zero(t, registered(t, theirs, peer2), "the engine registered a socket in another epoll instance")
+	assert.ErrorIs(t, e.Err(), ErrEngineFailed)
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+	assert.Zero(t, a.InUse())
+}
+
+// The loop, woken on its old instance after the number was taken by
+// another one, checks before it sleeps again with no timeout: it fails
+// instead of sleeping where its own wake-ups never come, so Close returns.
+func TestLoopDoesNotSleepOnAnotherEpollInstance(t *testing.T) {
+	e, a := lostEngine(t)
+	fd, peer := pairFDs(t)
+	s := newOrderSink(a)
+	_, err := e.Attach(fd, plain(s))
+	require.NoError(t, err)
+	old := e.epfd
+	seam.CloseEpollFD(e) // the loop sleeps on its old instance meanwhile
+	theirs := theirEpoll(t, old)
+	_, err = syscall.Write(peer, []byte("x")) // wakes the loop, through the old instance
+	require.NoError(t, err)
+	waitDetached(t, s)
+	calls, endErr := s.log()
+	assert.Equal(t, []string{"Deliver", "End", "Detached"}, calls, "the byte, then the failure")
+	assert.ErrorIs(t, endErr, ErrEngineFailed)
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		assert.ErrorIs(t, err, ErrEngineFailed)
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "Close waits for a loop asleep on another epoll instance")
+	}
+	assert.Zero(t, registered(t, theirs, peer))
+	assert.Zero(t, a.InUse())
 }
