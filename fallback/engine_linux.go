@@ -61,7 +61,7 @@ type Engine struct {
 
 	starving atomic.Bool           // some connection waits for blocks
 	failed   atomic.Pointer[error] // see Err
-	epfdLost bool                  // epoll_wait failed: epfd may name another file (loop only)
+	epfdLost bool                  // epfd no longer names this engine's epoll instance (loop only)
 	trimDue  bool                  // work was done since the last trim (loop only)
 	deepDue  bool                  // an idle trim ran and nothing happened since (loop only)
 	done     chan struct{}
@@ -297,7 +297,8 @@ func (e *Engine) loop(started chan<- struct{}) {
 	for {
 		if e.failed.Load() != nil {
 			// Attach or rewatch found the epoll fd lost: waiting on it
-			// could read another epoll instance's events.
+			// could read another epoll instance's events, and miss the
+			// engine's own wake-ups.
 			e.failStop(nil)
 			return
 		}
@@ -646,7 +647,8 @@ func (e *Engine) shutdown() {
 }
 
 // failStop stops the loop after epoll_wait failed with err (not EINTR), or
-// with err nil after Attach or rewatch found the epoll fd lost (checkEpfd).
+// with err nil once the failure is recorded: Attach or rewatch found the
+// epoll fd lost (checkEpfd), or the loop did before a sleep.
 // EBADF: code elsewhere in the process closed the epoll fd (a double
 // close); EINVAL: its number names another file by now; EFAULT only from a
 // bug here. It records the failure (Err), refuses further Attaches, runs
