@@ -82,7 +82,7 @@ func (w *badWriter) Write(p []byte) (int, error) {
 	return w.n(p), nil
 }
 
-func writeToNoPanic(t *testing.T, w io.Writer) (n int64, err error, panicked any) {
+func writeToNoPanic(t *testing.T, w io.Writer) (n int64, panicked any, err error) {
 	t.Helper()
 	a, aerr := arena.New(arena.Config{BlockSize: arena.MinBlockSize, Blocks: 4, Debug: true})
 	require.NoError(t, aerr)
@@ -93,13 +93,13 @@ func writeToNoPanic(t *testing.T, w io.Writer) (n int64, err error, panicked any
 		n, err = r.WriteTo(w)
 	}()
 	_ = r.Close()
-	return n, err, panicked
+	return n, panicked, err
 }
 
 // A writer that claims more than len(p): WriteTo stops with
 // ErrInvalidCount (it used to drive the Reader's count negative and panic).
 func TestWriteToRefusesAnOversizedCount(t *testing.T) {
-	n, err, p := writeToNoPanic(t, &badWriter{n: func(p []byte) int { return len(p) + 10 }})
+	n, p, err := writeToNoPanic(t, &badWriter{n: func(p []byte) int { return len(p) + 10 }})
 	assert.Nil(t, p, "WriteTo panicked on a writer's bad count")
 	assert.ErrorIs(t, err, reader.ErrInvalidCount)
 	assert.Zero(t, n)
@@ -108,7 +108,7 @@ func TestWriteToRefusesAnOversizedCount(t *testing.T) {
 // A writer that returns a negative count (it used to panic in
 // net.Buffers).
 func TestWriteToRefusesANegativeCount(t *testing.T) {
-	n, err, p := writeToNoPanic(t, &badWriter{n: func(p []byte) int { return -1 }})
+	n, p, err := writeToNoPanic(t, &badWriter{n: func(p []byte) int { return -1 }})
 	assert.Nil(t, p, "WriteTo panicked on a writer's bad count")
 	assert.ErrorIs(t, err, reader.ErrInvalidCount)
 	assert.Zero(t, n)
@@ -125,7 +125,7 @@ func TestWriteToStopsAtAShortWrite(t *testing.T) {
 		}
 		return len(p) / 2
 	}}
-	n, err, p := writeToNoPanic(t, w)
+	n, p, err := writeToNoPanic(t, w)
 	assert.Nil(t, p)
 	assert.ErrorIs(t, err, io.ErrShortWrite)
 	assert.Equal(t, int64(3), n, "what the writer took of its first write")

@@ -271,7 +271,7 @@ func BenchmarkFramed(b *testing.B) {
 // ballast is a live heap of pointers that every collection must mark.
 type ballastNode struct {
 	next *ballastNode
-	pad  [6]uintptr
+	_    [6]uintptr // 64 B a node
 }
 
 func makeBallast(mb int) []*ballastNode {

@@ -173,7 +173,7 @@ func waitDone(t *testing.T, e *ring.Engine, what string) bool {
 	}
 }
 
-var ebadr = fmt.Errorf("io_uring_enter: %w", syscall.EBADR)
+var errEBADR = fmt.Errorf("io_uring_enter: %w", syscall.EBADR)
 
 // An Attach queued when the ring fails: the failing loop arms it on the
 // scratch SQE, which used to mark it armed though nothing reached the
@@ -181,7 +181,7 @@ var ebadr = fmt.Errorf("io_uring_enter: %w", syscall.EBADR)
 // Done never closed, 3 of 3).
 func TestEngineFailureWithAnAttachQueued(t *testing.T) {
 	e, a := newFailEngine(t)
-	e.FailNextEnter(ebadr)
+	e.FailNextEnter(errEBADR)
 	fd, peer := streamPair(t)
 	defer peer.Close()
 	s := newFailSink(a)
@@ -205,7 +205,7 @@ func TestEngineFailureWithADetachQueued(t *testing.T) {
 	e, a := newFailEngine(t)
 	c := attachFailConn(t, e, a)
 	defer c.peer.Close()
-	e.FailNextEnter(ebadr)
+	e.FailNextEnter(errEBADR)
 	c.h.Detach() // its wake ends the loop's wait
 	if !waitDone(t, e, "detach queued") {
 		return
@@ -232,7 +232,7 @@ func TestEngineFailureWithAResumeQueued(t *testing.T) {
 	<-s.paused
 	require.Eventually(t, func() bool { return e.Stats().Pauses == 1 }, 5*time.Second, time.Millisecond)
 	time.Sleep(50 * time.Millisecond) // the cancel's final CQE: the receive is gone
-	e.FailNextEnter(ebadr)
+	e.FailNextEnter(errEBADR)
 	h.Resume()
 	if !waitDone(t, e, "resume queued") {
 		return
@@ -306,7 +306,7 @@ func TestEngineFailureFlushesWhatArrived(t *testing.T) {
 	require.Eventually(t, func() bool { return e.Stats().StarvedReads > 50 }, 20*time.Second, time.Millisecond,
 		"no starved reads: stats %+v", e.Stats())
 
-	e.FailNextEnter(ebadr)
+	e.FailNextEnter(errEBADR)
 	select {
 	case <-e.Done():
 	case <-time.After(10 * time.Second):

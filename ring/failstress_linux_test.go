@@ -87,7 +87,7 @@ func failOnce(t *testing.T, it int, entries uint32, refuse bool) {
 	if it%3 == 1 {
 		sinks[5].H.Load().Detach()
 	}
-	e.FailNextEnter(ebadr)
+	e.FailNextEnter(errEBADR)
 	select {
 	case <-e.Done():
 	case <-time.After(10 * time.Second):

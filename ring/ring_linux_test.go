@@ -289,12 +289,10 @@ func TestMultishotAccept(t *testing.T) {
 	_, err = r.Submit()
 	require.NoError(t, err)
 	const n = 5
-	var clients []net.Conn
 	for range n {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		require.NoError(t, err)
 		defer c.Close()
-		clients = append(clients, c)
 	}
 	var fds []int
 	reapAll(t, r, 5*time.Second, func(c CQE) bool {

@@ -75,6 +75,9 @@ func runsModel(t *testing.T, maxPush int) {
 				ops = append(ops, "push")
 			case 2:
 				held, err = q.Take(nil, held, true)
+				if err != nil {
+					require.ErrorIs(t, err, ErrWouldBlock, "a non-blocking take of an open queue")
+				}
 				ops = append(ops, "take")
 			case 3:
 				if len(held) > 0 {

@@ -132,11 +132,10 @@ func (r Run) MarshalJSON() ([]byte, error) {
 
 // runner carries what every run needs.
 type runner struct {
-	o      Options
-	self   string
-	tmp    string
-	log    io.Writer
-	others float64
+	o    Options
+	self string
+	tmp  string
+	log  io.Writer
 }
 
 func (r *runner) serverArgs(c Contender, cs Case) []string {

@@ -21,9 +21,11 @@ type gnetServer struct {
 	gnet.BuiltinEventEngine
 	scenario string
 	booted   chan struct{}
+	eng      gnet.Engine // set in OnBoot, read after booted is closed
 }
 
-func (g *gnetServer) OnBoot(gnet.Engine) gnet.Action {
+func (g *gnetServer) OnBoot(e gnet.Engine) gnet.Action {
+	g.eng = e
 	close(g.booted)
 	return gnet.None
 }
@@ -97,7 +99,7 @@ func startGnet(cfg Config) (string, func() error, error) {
 	stop := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := gnet.Stop(ctx, "tcp://"+addr)
+		err := g.eng.Stop(ctx)
 		return errors.Join(err, <-done)
 	}
 	return addr, stop, nil
