@@ -18,8 +18,9 @@ var (
 	// every connection of an Engine that lost its epoll fd: epoll_wait
 	// failed, or an epoll_ctl found the fd closed or its number naming
 	// another file (code elsewhere in the process closed it: a double
-	// close), in Attach, when the loop watched a connection again, or at
-	// Close. Attach returns it after that, and so does Close. The loop ends
+	// close), before a connection is added, when an event matches no
+	// connection, before a long sleep, or at Close. Attach returns it after
+	// that, and so does Close. The loop ends
 	// that engine's connections after the bytes they received, gives every
 	// block back and stops, instead of taking the process down; other
 	// engines are not touched. It leaves the number alone: it may belong to

@@ -27,6 +27,13 @@ const wakeSlot = ^uint32(0)
 // (released by code that does not call [Engine.BlocksFreed]).
 const starvedPollMillis = 2
 
+// recheckMillis bounds every sleep of the loop: before a sleep this long
+// (or one with no other deadline, which it then takes) the loop checks that
+// its epoll fd still names its own instance (epfdErr), so that fds closed
+// behind its back are found within about this long even when no wake-up
+// reaches it. An idle engine so wakes once a second: three system calls.
+const recheckMillis = 1000
+
 // eventBudget bounds the bytes read from one socket per readiness event, so
 // that one busy connection cannot hold up the others: 1 MiB, the most one
 // io_uring arming takes. Level-triggered epoll reports the socket again at
@@ -62,6 +69,7 @@ type Engine struct {
 	starving atomic.Bool           // some connection waits for blocks
 	failed   atomic.Pointer[error] // see Err
 	epfdLost bool                  // epfd no longer names this engine's epoll instance (loop only)
+	strays   bool                  // the batch held an event of no connection (loop only)
 	trimDue  bool                  // work was done since the last trim (loop only)
 	deepDue  bool                  // an idle trim ran and nothing happened since (loop only)
 	done     chan struct{}
@@ -257,10 +265,9 @@ func (e *Engine) Close() error {
 
 // Err returns nil while the engine works, and once it failed an error
 // wrapping ErrEngineFailed and the kernel's error: from epoll_wait, or from
-// the epoll_ctl that found its epoll fd closed or reused behind its back
-// (in Attach, when the loop watches a connection again, or at Close). From
-// then on the loop ends every connection with that error and stops; Done
-// closes when it has.
+// the epoll_ctl that found its fds closed or reused behind its back (see
+// epfdErr for when it looks). From then on the loop ends every connection
+// with that error and stops; Done closes when it has.
 func (e *Engine) Err() error {
 	if p := e.failed.Load(); p != nil {
 		return *p
@@ -282,7 +289,7 @@ func (e *Engine) watch(c *conn, op int) error {
 // unwatch takes c out of epoll. The fd is still open (its owner closes it
 // only after Detached), so a failure means the fd was not registered.
 func (e *Engine) unwatch(c *conn) {
-	if !e.epfdLost {
+	if !e.epfdLost && e.failed.Load() == nil {
 		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
 }
@@ -318,16 +325,18 @@ func (e *Engine) loop(started chan<- struct{}) {
 				timeout = int(max((DeepTrimFactor * e.cfg.IdleTrim).Milliseconds(), 1))
 				deep = true
 			}
-			if timeout < 0 {
-				// Before a sleep with no end, make sure the number still
-				// names this engine's instance: asleep on another one,
-				// the loop would never see its own wake-ups (Close would
-				// wait for good). One system call; with the default idle
-				// trim only after a second or more of quiet.
-				if lost := e.epfdErr(); lost != nil {
-					e.failed.CompareAndSwap(nil, failure("epoll_ctl", lost))
+			if timeout < 0 || timeout >= recheckMillis {
+				// Before a long sleep, make sure the number still names
+				// this engine's instance: asleep on another one, the loop
+				// would not see its own wake-ups. One system call; with
+				// the default idle trim only after a second or more of
+				// quiet, then once a second.
+				if e.lost() {
 					e.failStop(nil)
 					return
+				}
+				if timeout < 0 {
+					timeout = recheckMillis
 				}
 			}
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
@@ -374,6 +383,15 @@ func (e *Engine) loop(started chan<- struct{}) {
 		if n > 0 {
 			e.trimDue, e.deepDue = true, false
 		}
+		if e.strays {
+			// An event of no connection: a stale one of a connection
+			// that left, or one of another epoll instance that took the
+			// number (the loop would spin on it and never sleep).
+			e.strays = false
+			if e.lost() {
+				continue // the top of the loop stops it
+			}
+		}
 		if len(e.starved) > 0 {
 			e.feedStarved()
 		}
@@ -392,8 +410,12 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 		return
 	}
 	c := e.slots.Get(slot)
-	if c == nil || c.gen != uint32(ev.Pad) || c.state != stateWatched {
-		return // stale event of a connection that left
+	if c == nil || c.gen != uint32(ev.Pad) {
+		e.strays = true // a connection that left, or not this engine's instance
+		return
+	}
+	if c.state != stateWatched {
+		return // stale event of a connection that paused or ended
 	}
 	e.readFrom(c, ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 }
@@ -550,7 +572,7 @@ func (e *Engine) feedStarved() {
 }
 
 func (e *Engine) rewatch(c *conn) {
-	if e.epfdLost {
+	if e.epfdLost || e.failed.Load() != nil {
 		return // the loop stops at its next turn and ends c with the failure
 	}
 	if err := e.watch(c, unix.EPOLL_CTL_ADD); err != nil {
@@ -584,7 +606,9 @@ func (e *Engine) commands() (shutdown bool) {
 		case opOpen:
 			if cmd.c.state == stateOpening {
 				cmd.c.sink.(Opener).Opened()
-				if cmd.c.state == stateOpening { // still: Detach only queues a command
+				// As Attach does for other sinks: an ADD into another
+				// instance that took the number would succeed.
+				if cmd.c.state == stateOpening && !e.lost() { // still: Detach only queues a command
 					e.rewatch(cmd.c)
 				}
 			}
@@ -616,13 +640,10 @@ func (e *Engine) detach(c *conn) {
 
 func (e *Engine) shutdown() {
 	if !e.epfdLost {
-		if err := e.epfdErr(); err != nil {
-			// Lost behind the engine's back while it slept (a double
-			// close elsewhere, the number reused since): the loop never
-			// saw an error, but the number is not this engine's to touch.
-			e.epfdLost = true
-			e.lose(err)
-		}
+		// Lost behind the engine's back while it slept (a double close
+		// elsewhere, the number reused since)? Then neither number is
+		// this engine's to touch.
+		e.lost()
 	}
 	end := ErrClosed
 	if err := e.Err(); err != nil {
@@ -662,7 +683,9 @@ func (e *Engine) failStop(err error) {
 	if err != nil {
 		e.failed.CompareAndSwap(nil, failure("epoll_wait", err))
 	}
-	e.epfdLost = e.epfdErr() != nil
+	if !e.epfdLost {
+		e.lost()
+	}
 	e.ctl.Shutdown(command{op: opShutdown}) // false if Close got there first: same outcome
 	work := e.ctl.Take()
 	for i, cmd := range work {
@@ -680,12 +703,33 @@ func failure(op string, err error) *error {
 	return &f
 }
 
-// lose records that the epoll fd no longer names this engine's instance
-// (err came from the epoll_ctl that found out) and wakes the loop, which
-// stops at its next turn. Safe from any goroutine.
+// lose records that the engine's fds were closed behind its back (err came
+// from epfdErr) and makes the loop stop at its next turn. When the check
+// shows the epoll fd's number to be the one gone astray (closed, or naming
+// a file that is no epoll instance: EINVAL), the eventfd is taken to be
+// intact: a wake-up stops the loop at once, and shutdown closes it. Else
+// (ENOENT, or EBADF with the epoll number open) either number may be the
+// stray one, so the eventfd's is left alone too: no wake-up is written (it
+// could land in someone else's file), it is never closed, and the loop
+// stops within recheckMillis. Safe from any goroutine.
 func (e *Engine) lose(err error) {
 	e.failed.CompareAndSwap(nil, failure("epoll_ctl", err))
-	e.ctl.Wake()
+	if !errors.Is(err, unix.EINVAL) && unix.IsOpen(e.epfd) {
+		e.ctl.ForgetFD()
+	}
+	e.ctl.Wake() // nothing after ForgetFD
+}
+
+// lost runs the ownership check on the loop: when it fails it records the
+// failure (lose), marks the epoll fd lost and reports true.
+func (e *Engine) lost() bool {
+	err := e.epfdErr()
+	if err == nil {
+		return false
+	}
+	e.lose(err)
+	e.epfdLost = true
+	return true
 }
 
 // checkEpfd looks into an epoll_ctl error: EBADF or EINVAL may mean the
@@ -709,9 +753,9 @@ func (e *Engine) checkEpfd(err error) error {
 // engine's own eventfd, which only that instance has registered: EBADF
 // when the number is closed, EINVAL when it names something else, ENOENT
 // when it names another epoll instance. If the stray close hit the eventfd
-// instead, the check fails too and the engine gives up its epoll fd without
-// closing it: a leaked fd rather than someone else's file closed. It costs
-// one system call: once per Attach, on failure paths and at shutdown.
+// instead, the check fails too (see lose). It costs one system call: once
+// per new connection, when a batch holds an event of no connection, before
+// a sleep of recheckMillis, on failure paths and at shutdown.
 func (e *Engine) epfdErr() error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1, Pad: 0} // as in New: wakeSlot
 	return unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, e.evfd, &ev)

@@ -4,6 +4,7 @@ package fallback
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -313,4 +314,154 @@ func TestLoopDoesNotSleepOnAnotherEpollInstance(t *testing.T) {
 	}
 	assert.Zero(t, registered(t, theirs, peer))
 	assert.Zero(t, a.InUse())
+}
+
+// A handler-mode sink (an Opener): Attach only queues its Open, and the loop
+// checks the number before its first ADD, as Attach does for other sinks.
+func TestOpenerIsNotAddedToAnotherInstance(t *testing.T) {
+	e, a := lostEngine(t)
+	old := e.epfd
+	seam.CloseEpollFD(e) // the loop sleeps on its old instance meanwhile
+	theirs := theirEpoll(t, old)
+	fd, peer := pairFDs(t)
+	s := newOrderSink(a)
+	_, err := e.Attach(fd, s)
+	require.NoError(t, err)
+	waitDetached(t, s)
+	calls, endErr := s.log()
+	assert.Equal(t, []string{"Opened", "End", "Detached"}, calls)
+	assert.ErrorIs(t, endErr, ErrEngineFailed)
+	assert.Zero(t, registered(t, theirs, peer), "the engine registered a socket in another epoll instance")
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+}
+
+// pauseSink pauses its connection at its first Deliver.
+type pauseSink struct {
+	*orderSink
+	paused atomic.Bool
+}
+
+func (p *pauseSink) Deliver(ref arena.Ref, off, n int) bool {
+	p.orderSink.Deliver(ref, off, n)
+	return p.paused.CompareAndSwap(false, true)
+}
+
+// Attach found the loss while the loop was inside a batch: the rest of that
+// batch (a Resume here) calls no epoll_ctl on the number either.
+func TestNoEpollCtlAfterAttachFoundTheLoss(t *testing.T) {
+	e, a := lostEngine(t)
+	pfd, ppeer := pairFDs(t)
+	paused := &pauseSink{orderSink: newOrderSink(a)}
+	hp, err := e.Attach(pfd, struct{ Sink }{paused}) // Attach watches it
+	require.NoError(t, err)
+	_, err = syscall.Write(ppeer, []byte("p"))
+	require.NoError(t, err)
+	require.Eventually(t, paused.paused.Load, 5*time.Second, time.Millisecond)
+
+	bfd, bpeer := pairFDs(t)
+	busy := &blockedSink{orderSink: newOrderSink(a), entered: make(chan struct{}), release: make(chan struct{})}
+	_, err = e.Attach(bfd, struct{ Sink }{busy})
+	require.NoError(t, err)
+	nextFD := pairFD(t)               // made now: after the close it would take the number
+	time.Sleep(20 * time.Millisecond) // the loop asleep again
+
+	old := e.epfd
+	seam.CloseEpollFD(e)
+	theirs := theirEpoll(t, old)
+	_, err = syscall.Write(bpeer, []byte("x")) // wakes the loop through its old instance
+	require.NoError(t, err)
+	<-busy.entered // the loop is inside its batch
+
+	e.Resume(hp)
+	_, err = e.Attach(nextFD, plain(newOrderSink(a)))
+	require.ErrorIs(t, err, ErrEngineFailed, "Attach finds the loss")
+	close(busy.release)
+	waitDetached(t, busy.orderSink)
+	waitDetached(t, paused.orderSink)
+	assert.Zero(t, registered(t, theirs, ppeer), "the resumed connection went into another epoll instance")
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+}
+
+// The number taken by another instance that has a ready level-triggered fd:
+// the loop never finds nothing to do, so it never reaches a sleep's check,
+// but the events that match no connection make it check: it fails instead
+// of spinning on someone else's events.
+func TestLoopDoesNotSpinOnAnotherReadyInstance(t *testing.T) {
+	e, a := lostEngine(t)
+	fd, peer := pairFDs(t)
+	s := newOrderSink(a)
+	_, err := e.Attach(fd, plain(s))
+	require.NoError(t, err)
+	old := e.epfd
+	seam.CloseEpollFD(e)
+	theirs := theirEpoll(t, old)
+	var p [2]int
+	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC))
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	_, err = syscall.Write(p[1], []byte("r")) // their fd, ready, level-triggered
+	require.NoError(t, err)
+	require.NoError(t, syscall.EpollCtl(theirs, syscall.EPOLL_CTL_ADD, p[0],
+		&syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: 7, Pad: 7}))
+	_, err = syscall.Write(peer, []byte("x")) // wakes the loop through its old instance
+	require.NoError(t, err)
+	waitDetached(t, s)
+	assert.ErrorIs(t, e.Err(), ErrEngineFailed)
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+}
+
+// Replaced during the idle-trim wait, the number is checked before the
+// longer deep-trim wait: the loop fails then instead of sleeping on the
+// other instance for DeepTrimFactor x IdleTrim.
+func TestLongWaitsAreCheckedFirst(t *testing.T) {
+	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	trims := make(chan struct{}, 4)
+	e, err := New(Config{Arena: a, IdleTrim: 500 * time.Millisecond, OnIdleTrim: func() { trims <- struct{}{} }})
+	require.NoError(t, err)
+	fd, peer := pairFDs(t)
+	_, err = e.Attach(fd, plain(newOrderSink(a)))
+	require.NoError(t, err)
+	_, err = syscall.Write(peer, []byte("x")) // some work: the loop then sleeps until the idle trim
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond)
+	old := e.epfd
+	seam.CloseEpollFD(e)
+	theirEpoll(t, old)
+	<-trims // next: a 5 s deep-trim wait, on their instance without the check
+	select {
+	case <-e.Done():
+	case <-time.After(2 * time.Second):
+		assert.Fail(t, "the loop went to sleep on another epoll instance")
+	}
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+}
+
+// The stray close hit the eventfd, whose number a pipe took: Attach's check
+// fails the engine; nothing is written into the pipe and it stays open, and
+// Close returns (the loop's sleeps are bounded, its wake-ups gone).
+func TestReusedEventfdNumberIsLeftAlone(t *testing.T) {
+	e, a := lostEngine(t)
+	var p [2]int
+	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
+	defer syscall.Close(p[0])
+	require.NoError(t, syscall.Dup3(p[1], e.evfd, syscall.O_CLOEXEC)) // their pipe takes the eventfd's number
+	require.NoError(t, syscall.Close(p[1]))
+	theirs := e.evfd
+	defer syscall.Close(theirs)
+	_, err := e.Attach(pairFD(t), plain(newOrderSink(a)))
+	assert.ErrorIs(t, err, ErrEngineFailed)
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		assert.ErrorIs(t, err, ErrEngineFailed)
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "Close hangs: the loop sleeps and its eventfd is gone")
+	}
+	_, err = fcntlGetfd(theirs)
+	assert.NoError(t, err, "the engine closed fd %d, someone else's file by then", theirs)
+	n, _ := syscall.Read(p[0], make([]byte, 16))
+	assert.LessOrEqual(t, n, 0, "the engine wrote into someone else's file")
 }

@@ -164,6 +164,15 @@ func (l *Control[C]) CloseFD() {
 	l.fdMu.Unlock()
 }
 
+// ForgetFD makes later Wakes and CloseFD leave the eventfd's number alone,
+// without closing it: for a loop that found its fds closed behind its back,
+// whose number may name someone else's file by now.
+func (l *Control[C]) ForgetFD() {
+	l.fdMu.Lock()
+	l.fdClosed = true
+	l.fdMu.Unlock()
+}
+
 // Take returns the queued commands, for the loop alone; the slice is reused
 // by the next Take, and the caller should zero each entry it is done with.
 func (l *Control[C]) Take() []C {

@@ -98,6 +98,13 @@ func Close(fd int) error { return linux.Close(fd) }
 // Dup duplicates fd with FD_CLOEXEC set.
 func Dup(fd int) (int, error) { return linux.FcntlInt(uintptr(fd), linux.F_DUPFD_CLOEXEC, 0) }
 
+// IsOpen reports whether fd names an open file (fcntl(F_GETFD) does not
+// fail with EBADF).
+func IsOpen(fd int) bool {
+	_, err := linux.FcntlInt(uintptr(fd), linux.F_GETFD, 0)
+	return err != linux.EBADF
+}
+
 // SetNonblock sets or clears O_NONBLOCK on fd.
 func SetNonblock(fd int, nonblocking bool) error { return linux.SetNonblock(fd, nonblocking) }
 

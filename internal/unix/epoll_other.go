@@ -57,6 +57,9 @@ func Close(fd int) error { return notSupported("close") }
 // Dup is not supported on this OS through this shim.
 func Dup(fd int) (int, error) { return -1, notSupported("dup") }
 
+// IsOpen reports false: there is no such call on this OS.
+func IsOpen(int) bool { return false }
+
 // SetNonblock is not supported on this OS through this shim.
 func SetNonblock(fd int, nonblocking bool) error { return notSupported("setnonblock") }
 
