@@ -69,10 +69,13 @@ type Engine struct {
 	starving atomic.Bool           // some connection waits for blocks
 	failed   atomic.Pointer[error] // see Err
 	epfdLost bool                  // epfd no longer names this engine's epoll instance (loop only)
-	strays   bool                  // the batch held an event of no connection (loop only)
-	trimDue  bool                  // work was done since the last trim (loop only)
-	deepDue  bool                  // an idle trim ran and nothing happened since (loop only)
-	done     chan struct{}
+	strays   bool                  // the batch held an event of no watched connection (loop only)
+	// quietSince is when the current trim or deep-trim wait began (zero:
+	// none yet), so that waits cut short at recheckMillis add up to it.
+	quietSince time.Time
+	trimDue    bool // work was done since the last trim (loop only)
+	deepDue    bool // an idle trim ran and nothing happened since (loop only)
+	done       chan struct{}
 
 	// Owned by the loop goroutine.
 	tail    tailBlock
@@ -319,29 +322,35 @@ func (e *Engine) loop(started chan<- struct{}) {
 			case e.starving.Load():
 				timeout = starvedPollMillis
 			case e.trimDue && e.cfg.IdleTrim > 0:
-				timeout = int(max(e.cfg.IdleTrim.Milliseconds(), 1))
+				timeout = e.quietFor(e.cfg.IdleTrim)
 				trim = true
 			case e.deepDue:
-				timeout = int(max((DeepTrimFactor * e.cfg.IdleTrim).Milliseconds(), 1))
+				timeout = e.quietFor(DeepTrimFactor * e.cfg.IdleTrim)
 				deep = true
 			}
+			capped := false
 			if timeout < 0 || timeout >= recheckMillis {
 				// Before a long sleep, make sure the number still names
 				// this engine's instance: asleep on another one, the loop
 				// would not see its own wake-ups. One system call; with
 				// the default idle trim only after a second or more of
-				// quiet, then once a second.
+				// quiet, then once a second: no sleep is longer, so that
+				// fds closed behind the engine's back are found within
+				// about a second even when no wake-up reaches it.
 				if e.lost() {
 					e.failStop(nil)
 					return
 				}
-				if timeout < 0 {
-					timeout = recheckMillis
+				if timeout < 0 || timeout > recheckMillis {
+					timeout, capped = recheckMillis, true
 				}
 			}
 			n, err = unix.EpollWait(e.epfd, e.events, timeout)
 			switch {
 			case err != nil || n != 0:
+			case capped:
+				// A second passed, not the trim's wait: sleep again for
+				// the rest of it (quietSince keeps the start).
 			case trim:
 				// Quiet since the last work: give back the pages of the
 				// blocks a burst used and that are free now (the tail
@@ -352,11 +361,13 @@ func (e *Engine) loop(started chan<- struct{}) {
 					e.cfg.OnIdleTrim()
 				}
 				e.trimDue, e.deepDue = false, true
+				e.quietSince = time.Time{} // the deep trim's wait starts now
 			case deep:
 				// Still quiet: the blocks kept for the next work go too.
 				e.tail.retireIfUnshared()
 				e.a.Trim(0)
 				e.deepDue = false
+				e.quietSince = time.Time{}
 			}
 		}
 		if err != nil {
@@ -382,6 +393,7 @@ func (e *Engine) loop(started chan<- struct{}) {
 		}
 		if n > 0 {
 			e.trimDue, e.deepDue = true, false
+			e.quietSince = time.Time{}
 		}
 		if e.strays {
 			// An event of no connection: a stale one of a connection
@@ -406,16 +418,18 @@ func (e *Engine) event(ev *unix.EpollEvent) {
 	slot := uint32(ev.Fd)
 	if slot == wakeSlot {
 		var buf [8]byte
-		_, _ = unix.Read(e.evfd, buf[:])
+		if _, err := unix.Read(e.evfd, buf[:]); err == unix.EAGAIN {
+			e.strays = true // not the engine's eventfd that was ready
+		}
 		return
 	}
 	c := e.slots.Get(slot)
-	if c == nil || c.gen != uint32(ev.Pad) {
-		e.strays = true // a connection that left, or not this engine's instance
+	if c == nil || c.gen != uint32(ev.Pad) || c.state != stateWatched {
+		// A connection that left, paused or ended (rare: epoll_ctl took
+		// it out, but the batch already held its event), or an event of
+		// another epoll instance that took the number.
+		e.strays = true
 		return
-	}
-	if c.state != stateWatched {
-		return // stale event of a connection that paused or ended
 	}
 	e.readFrom(c, ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 }
@@ -695,6 +709,20 @@ func (e *Engine) failStop(err error) {
 		}
 	}
 	e.shutdown()
+}
+
+// quietFor returns the milliseconds left of a wait of d that began at
+// quietSince (now, if none began yet), at least 0.
+func (e *Engine) quietFor(d time.Duration) int {
+	now := time.Now()
+	if e.quietSince.IsZero() {
+		e.quietSince = now
+	}
+	left := d - now.Sub(e.quietSince)
+	if left <= 0 {
+		return 0
+	}
+	return int(max((left+time.Millisecond-1)/time.Millisecond, 1))
 }
 
 // failure wraps the kernel's err from op in ErrEngineFailed.

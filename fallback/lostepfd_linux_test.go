@@ -429,7 +429,11 @@ func TestLongWaitsAreCheckedFirst(t *testing.T) {
 	old := e.epfd
 	seam.CloseEpollFD(e)
 	theirEpoll(t, old)
-	<-trims // next: a 5 s deep-trim wait, on their instance without the check
+	select { // next: a 5 s deep-trim wait, on their instance without the check
+	case <-trims:
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "no idle trim")
+	}
 	select {
 	case <-e.Done():
 	case <-time.After(2 * time.Second):
@@ -464,4 +468,109 @@ func TestReusedEventfdNumberIsLeftAlone(t *testing.T) {
 	assert.NoError(t, err, "the engine closed fd %d, someone else's file by then", theirs)
 	n, _ := syscall.Read(p[0], make([]byte, 16))
 	assert.LessOrEqual(t, n, 0, "the engine wrote into someone else's file")
+}
+
+// Waits longer than a second are cut into seconds, each checked first: the
+// loss found by an Attach that may not wake the loop (ENOENT: the eventfd's
+// number now names a pipe) stops it within about a second even when it
+// sleeps in a long deep-trim wait.
+func TestLongWaitsAreCutIntoSeconds(t *testing.T) {
+	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	trims := make(chan struct{}, 4)
+	e, err := New(Config{Arena: a, IdleTrim: time.Second, OnIdleTrim: func() { trims <- struct{}{} }})
+	require.NoError(t, err)
+	fd, peer := pairFDs(t)
+	_, err = e.Attach(fd, plain(newOrderSink(a)))
+	require.NoError(t, err)
+	_, err = syscall.Write(peer, []byte("x")) // some work: an idle trim after 1 s, then a 10 s deep-trim wait
+	require.NoError(t, err)
+	select {
+	case <-trims:
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "no idle trim")
+	}
+	time.Sleep(100 * time.Millisecond) // the loop checked and sleeps on its own instance
+
+	var p [2]int
+	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
+	defer syscall.Close(p[0])
+	require.NoError(t, syscall.Dup3(p[1], e.evfd, syscall.O_CLOEXEC)) // a pipe takes the eventfd's number
+	require.NoError(t, syscall.Close(p[1]))
+	defer syscall.Close(e.evfd)
+	_, err = e.Attach(pairFD(t), plain(newOrderSink(a)))
+	require.ErrorIs(t, err, ErrEngineFailed)
+	select {
+	case <-e.Done():
+	case <-time.After(4 * time.Second):
+		assert.Fail(t, "the loop slept on through its deep-trim wait")
+	}
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+}
+
+// The trim waits keep their length when cut into seconds: the idle trim
+// still comes IdleTrim after the last work, not at the first cut.
+func TestCutWaitsKeepTheirLength(t *testing.T) {
+	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	trims := make(chan time.Time, 4)
+	e, err := New(Config{Arena: a, IdleTrim: 1500 * time.Millisecond, OnIdleTrim: func() { trims <- time.Now() }})
+	require.NoError(t, err)
+	defer e.Close()
+	fd, peer := pairFDs(t)
+	_, err = e.Attach(fd, plain(newOrderSink(a)))
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = syscall.Write(peer, []byte("x"))
+	require.NoError(t, err)
+	select {
+	case at := <-trims:
+		assert.GreaterOrEqual(t, at.Sub(start), 1400*time.Millisecond, "the idle trim came at the first one-second cut")
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "no idle trim")
+	}
+}
+
+// Events of another epoll instance that took the number make the loop
+// check even when their data look like the engine's own: its wake-up slot
+// (another engine's eventfd, say) or a connection that is not watched.
+func TestAliasedForeignEventsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ended bool
+	}{{"wake slot", false}, {"ended connection", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, a := lostEngine(t)
+			fd, peer := pairFDs(t)
+			s := newOrderSink(a)
+			h, err := e.Attach(fd, plain(s))
+			require.NoError(t, err)
+			require.NoError(t, syscall.Shutdown(peer, syscall.SHUT_WR)) // end of stream: ended, still attached
+			require.Eventually(t, func() bool { calls, _ := s.log(); return len(calls) > 0 }, 5*time.Second, time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
+			ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: -1} // the wake slot
+			if tc.ended {
+				ev.Fd, ev.Pad = int32(h.c.slot), int32(h.c.gen)
+			}
+			old := e.epfd
+			seam.CloseEpollFD(e)
+			theirs := theirEpoll(t, old)
+			var p [2]int
+			require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC))
+			defer syscall.Close(p[0])
+			defer syscall.Close(p[1])
+			_, err = syscall.Write(p[1], []byte("r")) // their fd, ready, level-triggered
+			require.NoError(t, err)
+			require.NoError(t, syscall.EpollCtl(theirs, syscall.EPOLL_CTL_ADD, p[0], &ev))
+			e.Resume(h) // wakes the loop through its old instance; then it polls theirs
+			select {
+			case <-e.Done():
+			case <-time.After(3 * time.Second):
+				assert.Fail(t, "the loop spins on another instance's events")
+			}
+			assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+		})
+	}
 }
