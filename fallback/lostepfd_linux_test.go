@@ -93,6 +93,53 @@ func pairFDs(t *testing.T) (engineFD, peerFD int) {
 	return fds[0], fds[1]
 }
 
+// trimmingEngine starts an engine with idle trim after idleTrim, attaches a
+// connection and gives it a byte: the loop then goes quiet and trims. It
+// returns when that work was sent, and the trims' times as they come.
+func trimmingEngine(t *testing.T, idleTrim time.Duration) (e *Engine, a *arena.Arena, sent time.Time, trims <-chan time.Time) {
+	t.Helper()
+	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	at := make(chan time.Time, 4)
+	e, err = New(Config{Arena: a, IdleTrim: idleTrim, OnIdleTrim: func() { at <- time.Now() }})
+	require.NoError(t, err)
+	fd, peer := pairFDs(t)
+	_, err = e.Attach(fd, plain(newOrderSink(a)))
+	require.NoError(t, err)
+	sent = time.Now()
+	_, err = syscall.Write(peer, []byte("x"))
+	require.NoError(t, err)
+	return e, a, sent, at
+}
+
+// nextTrim waits for the engine's next idle trim and returns its time.
+func nextTrim(t *testing.T, trims <-chan time.Time) time.Time {
+	t.Helper()
+	select {
+	case at := <-trims:
+		return at
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "no idle trim")
+		return time.Time{}
+	}
+}
+
+// pipeOnEventfd makes a pipe take the number of e's eventfd, as a stray
+// close of it and a new pipe elsewhere in the process would. It returns the
+// pipe's read end; both ends are closed when the test ends.
+func pipeOnEventfd(t *testing.T, e *Engine) (readEnd int) {
+	t.Helper()
+	var p [2]int
+	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
+	t.Cleanup(func() { _ = syscall.Close(p[0]) })
+	require.NoError(t, syscall.Dup3(p[1], e.evfd, syscall.O_CLOEXEC))
+	require.NoError(t, syscall.Close(p[1]))
+	theirs := e.evfd
+	t.Cleanup(func() { _ = syscall.Close(theirs) })
+	return p[0]
+}
+
 // theirEpoll stands for another component's epoll instance created after
 // the engine's epoll fd was closed behind its back: epoll_create1 takes the
 // lowest free number, the engine's old one. The test is skipped if another
@@ -414,26 +461,12 @@ func TestLoopDoesNotSpinOnAnotherReadyInstance(t *testing.T) {
 // longer deep-trim wait: the loop fails then instead of sleeping on the
 // other instance for DeepTrimFactor x IdleTrim.
 func TestLongWaitsAreCheckedFirst(t *testing.T) {
-	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	trims := make(chan struct{}, 4)
-	e, err := New(Config{Arena: a, IdleTrim: 500 * time.Millisecond, OnIdleTrim: func() { trims <- struct{}{} }})
-	require.NoError(t, err)
-	fd, peer := pairFDs(t)
-	_, err = e.Attach(fd, plain(newOrderSink(a)))
-	require.NoError(t, err)
-	_, err = syscall.Write(peer, []byte("x")) // some work: the loop then sleeps until the idle trim
-	require.NoError(t, err)
+	e, _, _, trims := trimmingEngine(t, 500*time.Millisecond) // the loop then sleeps until the idle trim
 	time.Sleep(50 * time.Millisecond)
 	old := e.epfd
 	seam.CloseEpollFD(e)
 	theirEpoll(t, old)
-	select { // next: a 5 s deep-trim wait, on their instance without the check
-	case <-trims:
-	case <-time.After(5 * time.Second):
-		require.FailNow(t, "no idle trim")
-	}
+	nextTrim(t, trims) // next: a 5 s deep-trim wait, on their instance without the check
 	select {
 	case <-e.Done():
 	case <-time.After(2 * time.Second):
@@ -447,13 +480,8 @@ func TestLongWaitsAreCheckedFirst(t *testing.T) {
 // Close returns (the loop's sleeps are bounded, its wake-ups gone).
 func TestReusedEventfdNumberIsLeftAlone(t *testing.T) {
 	e, a := lostEngine(t)
-	var p [2]int
-	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
-	defer syscall.Close(p[0])
-	require.NoError(t, syscall.Dup3(p[1], e.evfd, syscall.O_CLOEXEC)) // their pipe takes the eventfd's number
-	require.NoError(t, syscall.Close(p[1]))
 	theirs := e.evfd
-	defer syscall.Close(theirs)
+	readEnd := pipeOnEventfd(t, e)
 	_, err := e.Attach(pairFD(t), plain(newOrderSink(a)))
 	assert.ErrorIs(t, err, ErrEngineFailed)
 	closed := make(chan error, 1)
@@ -466,7 +494,7 @@ func TestReusedEventfdNumberIsLeftAlone(t *testing.T) {
 	}
 	_, err = fcntlGetfd(theirs)
 	assert.NoError(t, err, "the engine closed fd %d, someone else's file by then", theirs)
-	n, _ := syscall.Read(p[0], make([]byte, 16))
+	n, _ := syscall.Read(readEnd, make([]byte, 16))
 	assert.LessOrEqual(t, n, 0, "the engine wrote into someone else's file")
 }
 
@@ -475,31 +503,11 @@ func TestReusedEventfdNumberIsLeftAlone(t *testing.T) {
 // number now names a pipe) stops it within about a second even when it
 // sleeps in a long deep-trim wait.
 func TestLongWaitsAreCutIntoSeconds(t *testing.T) {
-	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	trims := make(chan struct{}, 4)
-	e, err := New(Config{Arena: a, IdleTrim: time.Second, OnIdleTrim: func() { trims <- struct{}{} }})
-	require.NoError(t, err)
-	fd, peer := pairFDs(t)
-	_, err = e.Attach(fd, plain(newOrderSink(a)))
-	require.NoError(t, err)
-	_, err = syscall.Write(peer, []byte("x")) // some work: an idle trim after 1 s, then a 10 s deep-trim wait
-	require.NoError(t, err)
-	select {
-	case <-trims:
-	case <-time.After(5 * time.Second):
-		require.FailNow(t, "no idle trim")
-	}
+	e, a, _, trims := trimmingEngine(t, time.Second) // an idle trim after 1 s, then a 10 s deep-trim wait
+	nextTrim(t, trims)
 	time.Sleep(100 * time.Millisecond) // the loop checked and sleeps on its own instance
-
-	var p [2]int
-	require.NoError(t, syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK))
-	defer syscall.Close(p[0])
-	require.NoError(t, syscall.Dup3(p[1], e.evfd, syscall.O_CLOEXEC)) // a pipe takes the eventfd's number
-	require.NoError(t, syscall.Close(p[1]))
-	defer syscall.Close(e.evfd)
-	_, err = e.Attach(pairFD(t), plain(newOrderSink(a)))
+	pipeOnEventfd(t, e)
+	_, err := e.Attach(pairFD(t), plain(newOrderSink(a)))
 	require.ErrorIs(t, err, ErrEngineFailed)
 	select {
 	case <-e.Done():
@@ -512,25 +520,9 @@ func TestLongWaitsAreCutIntoSeconds(t *testing.T) {
 // The trim waits keep their length when cut into seconds: the idle trim
 // still comes IdleTrim after the last work, not at the first cut.
 func TestCutWaitsKeepTheirLength(t *testing.T) {
-	a, err := arena.New(arena.Config{Blocks: 16, BlockSize: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	trims := make(chan time.Time, 4)
-	e, err := New(Config{Arena: a, IdleTrim: 1500 * time.Millisecond, OnIdleTrim: func() { trims <- time.Now() }})
-	require.NoError(t, err)
+	e, _, sent, trims := trimmingEngine(t, 1500*time.Millisecond)
 	defer e.Close()
-	fd, peer := pairFDs(t)
-	_, err = e.Attach(fd, plain(newOrderSink(a)))
-	require.NoError(t, err)
-	start := time.Now()
-	_, err = syscall.Write(peer, []byte("x"))
-	require.NoError(t, err)
-	select {
-	case at := <-trims:
-		assert.GreaterOrEqual(t, at.Sub(start), 1400*time.Millisecond, "the idle trim came at the first one-second cut")
-	case <-time.After(5 * time.Second):
-		require.FailNow(t, "no idle trim")
-	}
+	assert.GreaterOrEqual(t, nextTrim(t, trims).Sub(sent), 1400*time.Millisecond, "the idle trim came at the first one-second cut")
 }
 
 // Events of another epoll instance that took the number make the loop
