@@ -31,7 +31,11 @@
 // back. Each arming is capped (sqe optlen, Linux 6.17) at an eighth of the
 // arena, at most 1 MiB, or at EngineConfig.ArmCap, so that a sink's request
 // to pause takes effect within the cap instead of after one connection took
-// every free block in a burst.
+// every free block in a burst. Linux (6.18 here; fixed in 7.0) can leave a
+// multishot receive waiting for good after data, without reporting the
+// end of stream that came right behind it: the engine peeks at the
+// sockets whose receives went quiet after data to find such ends
+// (EngineStats.LostEnds).
 //
 // # Waiting
 //
