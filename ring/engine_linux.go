@@ -85,8 +85,10 @@ type Engine struct {
 	cqes         []CQE
 	later        []CQE // completions sqe reaped to make room, handled after the batch in progress
 	ready        []*econn
-	quiet        []*econn  // receives that went back to waiting after data (see checkQuiet)
-	quietAt      time.Time // when the loop next looks at them (checkQuiet)
+	quiet        []*econn         // receives that went back to waiting after data (see checkQuiet)
+	quietAt      time.Time        // when the loop next looks at them (checkQuiet)
+	ends         map[*econn]error // ends checkQuiet found, delivered at the cancelled receive's last completion
+	idleFor      time.Duration    // waited with nothing to do since the last work, toward the idle trim
 	starved      []*econn
 	starvedSpare []*econn
 	inRing       int       // blocks published to the kernel and not yet handed out
@@ -233,10 +235,10 @@ type EngineStats struct {
 	// several blocks: the bytes delivered per receive show how well the
 	// kernel batches.
 	Receives int
-	// LostEnds counts the ends of stream (or socket errors) that the
-	// kernel left unreported on a receive it kept waiting, and that the
-	// loop found by looking (see checkQuiet). Linux up to 6.18.44 at least
-	// loses one now and then.
+	// LostEnds counts the ends of stream (or socket errors) that the loop
+	// found by looking at a quiet receive before the kernel reported them
+	// (see checkQuiet): ends the kernel lost (Linux 6.18 loses one now and
+	// then), or, rarely, one whose report was still on its way.
 	LostEnds int
 }
 
@@ -436,8 +438,17 @@ func (e *Engine) loop(started chan<- error) {
 			// that does not call BlocksFreed): look again soon.
 			_, err = e.r.SubmitAndWaitTimeout(1, starvedPoll)
 		case e.trimDue && e.cfg.IdleTrim > 0:
-			_, err = e.r.SubmitAndWaitTimeout(1, e.cfg.IdleTrim)
+			// A look at the quiet receives due sooner cuts the wait; the
+			// trim still comes after IdleTrim of quiet in all (idleFor).
+			wait := e.cfg.IdleTrim - e.idleFor
+			if len(e.quiet) > 0 {
+				wait = min(wait, e.untilQuietLook())
+			}
+			_, err = e.r.SubmitAndWaitTimeout(1, wait)
 			if err == nil && e.r.Ready() == 0 {
+				e.idleFor += wait
+			}
+			if e.idleFor >= e.cfg.IdleTrim {
 				// Quiet since the last work: give back the pages of the
 				// blocks a burst used and that are free now.
 				e.a.Trim(TrimKeep)
@@ -446,12 +457,12 @@ func (e *Engine) loop(started chan<- error) {
 				if e.cfg.OnIdleTrim != nil {
 					e.cfg.OnIdleTrim()
 				}
-				e.trimDue, e.deepDue = false, true
+				e.trimDue, e.deepDue, e.idleFor = false, true, 0
 			}
 		case len(e.quiet) > 0:
 			// Wake up to look at the receives that went back to waiting
 			// after data (checkQuiet).
-			_, err = e.r.SubmitAndWaitTimeout(1, max(time.Until(e.quietAt), time.Millisecond))
+			_, err = e.r.SubmitAndWaitTimeout(1, e.untilQuietLook())
 		case e.deepDue:
 			_, err = e.r.SubmitAndWaitTimeout(1, DeepTrimFactor*e.cfg.IdleTrim)
 			if err == nil && e.r.Ready() == 0 {
@@ -475,7 +486,7 @@ func (e *Engine) loop(started chan<- error) {
 		// Completions sqe reaped while the loop armed outside a batch
 		// (refill, commands) are older than any still in the CQ: first.
 		if e.drainLater() {
-			e.trimDue, e.deepDue = true, false
+			e.trimDue, e.deepDue, e.idleFor = true, false, 0
 		}
 		for {
 			n, err := e.r.Reap(e.cqes)
@@ -486,7 +497,7 @@ func (e *Engine) loop(started chan<- error) {
 				e.complete(&e.cqes[i])
 			}
 			if e.drainLater() || n > 0 {
-				e.trimDue, e.deepDue = true, false
+				e.trimDue, e.deepDue, e.idleFor = true, false, 0
 			}
 			if n < len(e.cqes) {
 				break
@@ -958,7 +969,12 @@ func (e *Engine) complete(cqe *CQE) {
 		}
 		e.partsAvg += (parts<<4 - e.partsAvg) >> 3
 		if rv.More {
-			e.noteWaiting(c, cqe.Flags&CQEFSockNonempty != 0)
+			// The receive stays armed. Found empty, the socket is waited on
+			// again, where the kernel may miss the end (checkQuiet).
+			c.lists |= recent
+			if cqe.Flags&CQEFSockNonempty == 0 && c.lists&inQuiet == 0 && c.state == cArmed {
+				e.listQuiet(c)
+			}
 		}
 	}
 	if rv.More {
@@ -966,6 +982,8 @@ func (e *Engine) complete(cqe *CQE) {
 	}
 	c.armed = false
 	switch {
+	case len(e.ends) > 0 && e.endFound(c):
+		// Ended with what checkQuiet found, after every byte.
 	case rv.EOF:
 		e.end(c, io.EOF)
 	case rv.NoBuffers:
@@ -1019,21 +1037,33 @@ func (e *Engine) complete(cqe *CQE) {
 // at all of them at its idle trim.
 const quietCheckEvery = 250 * time.Millisecond
 
-// noteWaiting records that c's multishot receive posted data and stays
-// armed; nonEmpty is IORING_CQE_F_SOCK_NONEMPTY (the kernel receives again
-// at once). A receive that found its socket empty goes back to waiting on
-// the socket's wake-ups, where the kernel may miss the end of the stream:
-// checkQuiet looks for it once the connection stays quiet.
-func (e *Engine) noteWaiting(c *econn, nonEmpty bool) {
-	c.lists |= recent
-	if nonEmpty || c.lists&inQuiet != 0 || c.state != cArmed {
-		return
-	}
+// maxQuietPeeks bounds the peeks of one look (checkQuiet), so that many
+// connections going quiet at once do not hold the loop up: the rest are
+// looked at in the next iterations.
+const maxQuietPeeks = 256
+
+// quietEvery and quietPeeks are quietCheckEvery and maxQuietPeeks, changed
+// by tests only (setQuietLooks).
+var quietEvery, quietPeeks atomic.Int64
+
+func init() {
+	quietEvery.Store(int64(quietCheckEvery))
+	quietPeeks.Store(maxQuietPeeks)
+}
+
+// listQuiet puts c on the list checkQuiet looks at.
+func (e *Engine) listQuiet(c *econn) {
 	c.lists |= inQuiet
 	if len(e.quiet) == 0 {
-		e.quietAt = time.Now().Add(quietCheckEvery)
+		e.quietAt = time.Now().Add(time.Duration(quietEvery.Load()))
 	}
 	e.quiet = append(e.quiet, c)
+}
+
+// untilQuietLook is how long the loop may wait before its next look at the
+// quiet receives: at least a millisecond.
+func (e *Engine) untilQuietLook() time.Duration {
+	return max(time.Until(e.quietAt), time.Millisecond)
 }
 
 // checkQuiet finds the ends of stream that the kernel leaves unreported.
@@ -1046,20 +1076,24 @@ func (e *Engine) noteWaiting(c *econn, nonEmpty bool) {
 // end of a stream is a state that wakes nobody again, the connection would
 // never end. Measured here: 2 of 20,000 short AF_UNIX streams, each written
 // and closed at once by its peer, with other test processes loading both
-// cores.
+// cores (results/lost-eof-2026-12-05-s15.txt).
 //
 // So the loop keeps a list of the connections whose receive went back to
-// waiting after data (noteWaiting), and looks at each once it has stayed
-// quiet (all: the whole engine has been idle IdleTrim) with a peek that
-// reads nothing. An end it finds counts in Stats.LostEnds, and the loop
-// cancels the receive: the cancel's completion arms it again, and the new
-// receive reports the end after every byte, in order. A socket error (a
-// reset) is delivered at once instead, since the peek took it from the
-// socket: that is safe where no completion can be pending (DEFER_TASKRUN,
-// every one reaped); elsewhere the new receive reports an end of stream.
-// A connection that is receiving costs nothing here; one that goes quiet
-// after data costs one recv(2).
+// waiting after data (complete, listQuiet), and looks at each once it has
+// stayed quiet (all: the whole engine has been idle IdleTrim) with a peek
+// that reads nothing, at most quietPeeks of them per look. An end it finds
+// (lookForEnd) counts in Stats.LostEnds and is kept aside while the loop
+// cancels the receive: the cancel's completion, which comes after every
+// byte the receive took, delivers it. A reset is delivered as the reset,
+// though the peek took the error from the socket. A connection receiving
+// costs a flag per completion here; one that goes quiet after data costs
+// one recv(2).
 func (e *Engine) checkQuiet(all bool) {
+	if e.fatal != nil {
+		return // failStop ends every connection
+	}
+	peeks := quietPeeks.Load()
+	more := false // due, beyond this look's peeks
 	kept := e.quiet[:0]
 	for _, c := range e.quiet {
 		switch {
@@ -1069,15 +1103,23 @@ func (e *Engine) checkQuiet(all bool) {
 		case !all && c.lists&recent != 0:
 			c.lists &^= recent
 			kept = append(kept, c)
+		case peeks == 0:
+			c.lists &^= recent
+			kept = append(kept, c)
+			more = true
 		default:
+			peeks--
 			c.lists &^= inQuiet | recent
 			e.lookForEnd(c)
 		}
 	}
 	clear(e.quiet[len(kept):])
 	e.quiet = kept
-	if len(kept) > 0 {
-		e.quietAt = time.Now().Add(quietCheckEvery)
+	switch {
+	case more:
+		e.quietAt = time.Now() // the rest at the next iteration
+	case len(kept) > 0:
+		e.quietAt = time.Now().Add(time.Duration(quietEvery.Load()))
 	}
 }
 
@@ -1089,11 +1131,22 @@ func (e *Engine) lookForEnd(c *econn) {
 		return // nothing, or bytes whose wake-up is on its way
 	}
 	e.stats.lostEnds.Add(1)
-	if !errors.Is(end, io.EOF) && e.r.DeferTaskrun() && !e.r.Overflowed() && len(e.later) == 0 && e.r.Ready() == 0 {
-		e.end(c, end) // cancels the receive too
-		return
+	if e.ends == nil {
+		e.ends = make(map[*econn]error)
 	}
-	e.cancelRecv(c) // its ECANCELED completion arms it again (complete)
+	e.ends[c] = end
+	e.cancelRecv(c)
+}
+
+// endFound ends c with the end checkQuiet found for it, if any, at the
+// last completion of the receive it cancelled. It reports whether it did.
+func (e *Engine) endFound(c *econn) bool {
+	end, ok := e.ends[c]
+	if ok {
+		delete(e.ends, c)
+		e.end(c, end)
+	}
+	return ok
 }
 
 // armOnDecoy, set by a test, makes the loop arm the next receive of the
@@ -1383,8 +1436,10 @@ func (e *Engine) shutdown() {
 	e.drainLater()
 	e.slots.Each(func(c *econn) { e.finishDetach(c) })
 	e.flush()
-	_ = e.r.Close() // closes the buffer ring: blocks in the kernel go back to the arena
-	e.ctl.CloseFD() // a BlocksFreed after Close writes nothing
+	clear(e.quiet)
+	e.quiet, e.ends = nil, nil // the connections and their sinks are not kept reachable
+	_ = e.r.Close()            // closes the buffer ring: blocks in the kernel go back to the arena
+	e.ctl.CloseFD()            // a BlocksFreed after Close writes nothing
 }
 
 // shutdownWait bounds shutdown's wait for the final CQEs of the receives

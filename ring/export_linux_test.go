@@ -2,7 +2,12 @@
 
 package ring
 
-import "github.com/zcio/zcio/internal/seam"
+import (
+	"testing"
+	"time"
+
+	"github.com/zcio/zcio/internal/seam"
+)
 
 // SetNoBundles makes engines started after it receive into one block per
 // receive, as on kernels before 6.10 (see noBundles). It returns a function
@@ -27,3 +32,14 @@ func SetStarvedReadAfter(n uint8) (restore func()) {
 // RefuseNextSubmit makes sqe's next submit fail with ErrBusy (submitRefused):
 // the SQ-full path that reaps completions into e.later.
 func RefuseNextSubmit() { submitRefused.Store(true) }
+
+// setQuietLooks makes the loops look at the quiet receives every every,
+// with at most peeks peeks a look (see checkQuiet), until the test ends.
+func setQuietLooks(t *testing.T, every time.Duration, peeks int) {
+	quietEvery.Store(int64(every))
+	quietPeeks.Store(int64(peeks))
+	t.Cleanup(func() {
+		quietEvery.Store(int64(quietCheckEvery))
+		quietPeeks.Store(maxQuietPeeks)
+	})
+}

@@ -23,12 +23,18 @@ type copySink struct {
 	got      bytes.Buffer
 	parts    int
 	err      error
+	late     int // Deliver calls after End
 	ended    chan struct{}
 	detached chan struct{}
 }
 
 func (s *copySink) Deliver(ref arena.Ref, off, n int) bool {
 	s.mu.Lock()
+	select {
+	case <-s.ended:
+		s.late++
+	default:
+	}
 	s.got.Write(s.a.Bytes(ref.ID())[off : off+n])
 	s.parts++
 	s.mu.Unlock()

@@ -4,8 +4,10 @@ package ring
 
 import (
 	"bytes"
-	"errors"
 	"io"
+	"os"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,27 +18,87 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
+// lostEnd is a connection whose end of stream (or reset) the kernel did not
+// report: its receive, armed on a decoy socket (armOnDecoy), posted msg and
+// waits for good, while the end waits on the connection's own socket, as
+// when Linux misses an end that came right behind data (checkQuiet).
+type lostEnd struct {
+	s     *copySink
+	h     *EngineConn
+	fd    int
+	msg   []byte
+	decoy int
+	dpeer *os.File
+}
+
+func newLostEnd(t *testing.T, e *Engine, a *arena.Arena, reset bool, msg []byte) *lostEnd {
+	t.Helper()
+	l := &lostEnd{msg: msg}
+	l.decoy, l.dpeer = testPair(t)
+	fd, peer := testPair(t)
+	l.fd = fd
+	if reset {
+		// Unread bytes in the peer's socket when it closes: a reset.
+		_, err := syscall.Write(fd, []byte("unread"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, peer.Close())
+	l.s = &copySink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
+	armOnDecoy.Store(&struct{ fd, decoy int32 }{int32(fd), int32(l.decoy)})
+	t.Cleanup(func() { armOnDecoy.Store(nil) })
+	var err error
+	l.h, err = e.Attach(fd, l.s)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return armOnDecoy.Load() == nil }, 5*time.Second, time.Millisecond, "armed on the decoy")
+	_, err = l.dpeer.Write(msg)
+	require.NoError(t, err)
+	return l
+}
+
+// check waits for the end and checks it came after every byte.
+func (l *lostEnd) check(t *testing.T, e *Engine, want error) {
+	t.Helper()
+	select {
+	case <-l.s.ended:
+	case <-time.After(5 * time.Second):
+		assert.Fail(t, "no end", "%+v", e.Stats())
+	}
+	e.Detach(l.h)
+	<-l.s.detached
+	l.s.mu.Lock()
+	assert.True(t, bytes.Equal(l.msg, l.s.got.Bytes()), "every byte: got %d of %d", l.s.got.Len(), len(l.msg))
+	assert.Zero(t, l.s.late, "no byte after the end")
+	assert.ErrorIs(t, l.s.err, want)
+	l.s.mu.Unlock()
+	assert.NoError(t, syscall.Close(l.fd))
+	assert.NoError(t, syscall.Close(l.decoy))
+	assert.NoError(t, l.dpeer.Close())
+}
+
 // An end of stream or a reset that the kernel leaves unreported on a
-// multishot receive still ends the connection, after every byte: Linux can
-// miss an end that comes right behind data (checkQuiet). The kernel's race
-// is rare, so the test makes the same state on purpose (armOnDecoy): a
-// receive that posted data and waits for good, while the end or the reset
-// waits on the connection's socket.
+// multishot receive still ends the connection, after every byte, whether
+// the engine is idle (looked at its idle trim, or every quietEvery when it
+// never trims or trims rarely) or busy with another connection. The
+// kernel's race is rare, so the test makes its state on purpose (lostEnd).
 func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		idleTrim time.Duration
-		busy     bool // another connection receives throughout: the loop is never idle
-		reset    bool // the peer resets the connection instead of closing it cleanly
+		every    time.Duration // how often the loop looks (quietEvery)
+		busy     bool          // another connection receives throughout: the loop is never idle
+		reset    bool          // the peer resets the connection instead of closing it cleanly
 		want     error
 	}{
-		{name: "idle engine", idleTrim: 20 * time.Millisecond, want: io.EOF},
-		{name: "busy engine", idleTrim: -1, busy: true, want: io.EOF},
-		{name: "reset", idleTrim: 20 * time.Millisecond, reset: true, want: syscall.ECONNRESET},
-		{name: "reset on a busy engine", idleTrim: -1, busy: true, reset: true, want: syscall.ECONNRESET},
+		{name: "looked at the idle trim", idleTrim: 20 * time.Millisecond, every: time.Hour, want: io.EOF},
+		{name: "idle engine that never trims", idleTrim: -1, every: 50 * time.Millisecond, want: io.EOF},
+		{name: "idle engine with a long idle trim", idleTrim: time.Hour, every: 50 * time.Millisecond, want: io.EOF},
+		{name: "busy engine", idleTrim: -1, every: 50 * time.Millisecond, busy: true, want: io.EOF},
+		{name: "reset, looked at the idle trim", idleTrim: 20 * time.Millisecond, every: time.Hour, reset: true, want: syscall.ECONNRESET},
+		{name: "reset on a busy engine", idleTrim: -1, every: 50 * time.Millisecond, busy: true, reset: true, want: syscall.ECONNRESET},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
+			setQuietLooks(t, tc.every, maxQuietPeeks)
 			a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
 			require.NoError(t, err)
 			defer func() { assert.NoError(t, a.Close()) }()
@@ -73,49 +135,44 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 				}()
 			}
 
-			// The receive is armed on the decoy, which brings the data; the
-			// end waits on the connection's own socket, unreported.
-			decoy, decoyPeer := testPair(t)
-			defer func() { assert.NoError(t, syscall.Close(decoy)); assert.NoError(t, decoyPeer.Close()) }()
-			fd, peer := testPair(t)
-			if tc.reset {
-				// Unread bytes in the peer's socket when it closes: a reset.
-				_, err = syscall.Write(fd, []byte("unread"))
-				require.NoError(t, err)
-			}
-			require.NoError(t, peer.Close())
-			s := &copySink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
-			armOnDecoy.Store(&struct{ fd, decoy int32 }{int32(fd), int32(decoy)})
-			defer armOnDecoy.Store(nil)
-			h, err := e.Attach(fd, s)
-			require.NoError(t, err)
-			msg := bytes.Repeat([]byte("0123456789abcdef"), 200)
-			_, err = decoyPeer.Write(msg)
-			require.NoError(t, err)
-
-			select {
-			case <-s.ended:
-			case <-time.After(5 * time.Second):
-				assert.Fail(t, "no end", "%+v", e.Stats())
-			}
-			assert.Nil(t, armOnDecoy.Load(), "armed on the decoy")
-			s.mu.Lock()
-			assert.True(t, bytes.Equal(msg, s.got.Bytes()), "every byte, before the end: got %d of %d", s.got.Len(), len(msg))
-			assert.ErrorIs(t, s.err, tc.want)
-			s.mu.Unlock()
+			l := newLostEnd(t, e, a, tc.reset, bytes.Repeat([]byte("0123456789abcdef"), 200))
+			l.check(t, e, tc.want)
 			assert.Equal(t, 1, e.Stats().LostEnds)
-			e.Detach(h)
-			<-s.detached
-			assert.NoError(t, syscall.Close(fd))
 		})
 	}
 }
 
-// A connection that receives now and then, and one that went quiet with
-// its socket open, are looked at without being disturbed: nothing counts
-// as a lost end, and both still receive afterwards.
+// Connections that go quiet together are looked at a few at a time
+// (quietPeeks), and the looks go on at once until every one was looked at:
+// not an interval (here an hour) later, nor at the next idle trims.
+func TestQuietLooksAreBoundedAndGoOn(t *testing.T) {
+	noLeaks(t)
+	setQuietLooks(t, time.Hour, 1)
+	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	var trims atomic.Int32
+	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() { trims.Add(1) }})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, e.Close()) }()
+	var ls []*lostEnd
+	for i := range 3 {
+		ls = append(ls, newLostEnd(t, e, a, false, bytes.Repeat([]byte{byte('a' + i)}, 1000+i)))
+	}
+	before := trims.Load()
+	for _, l := range ls {
+		l.check(t, e, io.EOF)
+	}
+	assert.Equal(t, 3, e.Stats().LostEnds)
+	assert.LessOrEqual(t, trims.Load()-before, int32(1), "found after one idle trim's look")
+}
+
+// A connection that receives now and then, with its socket open, is looked
+// at without being disturbed: nothing counts as a lost end, and it still
+// receives and ends normally afterwards.
 func TestQuietCheckLeavesOpenConnectionsAlone(t *testing.T) {
 	noLeaks(t)
+	setQuietLooks(t, 20*time.Millisecond, maxQuietPeeks)
 	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, a.Close()) }()
@@ -131,7 +188,7 @@ func TestQuietCheckLeavesOpenConnectionsAlone(t *testing.T) {
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.n == 4*(i+1) },
 			5*time.Second, time.Millisecond)
-		time.Sleep(3 * quietCheckEvery / 2) // idle trims and timed looks in between
+		time.Sleep(60 * time.Millisecond) // idle trims and timed looks in between
 	}
 	select {
 	case <-s.ended:
@@ -149,5 +206,57 @@ func TestQuietCheckLeavesOpenConnectionsAlone(t *testing.T) {
 	e.Detach(h)
 	<-s.detached
 	assert.NoError(t, syscall.Close(fd))
-	assert.False(t, errors.Is(s.err, syscall.ECONNRESET))
+}
+
+// The steady-state read path allocates nothing, looks included: one message
+// at a time, each found the socket empty (so the connection is listed), on
+// a busy engine looking every millisecond, and on one idle long enough
+// between messages for an idle trim and its look.
+func TestQuietLooksAllocateNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		idleTrim time.Duration
+		gap      time.Duration
+	}{{"timed looks", -1, 0}, {"idle trim looks", time.Millisecond, 3 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			setQuietLooks(t, time.Millisecond, maxQuietPeeks)
+			a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
+			require.NoError(t, err)
+			defer func() { assert.NoError(t, a.Close()) }()
+			e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: tc.idleTrim})
+			require.NoError(t, err)
+			defer func() { assert.NoError(t, e.Close()) }()
+			fd, peer := testPair(t)
+			s := &countSink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
+			h, err := e.Attach(fd, s)
+			require.NoError(t, err)
+			msg, want := make([]byte, 100), 0
+			message := func() {
+				if _, err := syscall.Write(int(peer.Fd()), msg); err != nil {
+					panic(err)
+				}
+				want += len(msg)
+				for {
+					s.mu.Lock()
+					n := s.n
+					s.mu.Unlock()
+					if n == want {
+						break
+					}
+					runtime.Gosched()
+				}
+				time.Sleep(tc.gap)
+			}
+			for range 100 {
+				message() // warm up: slices grown, timers made
+			}
+			assert.Zero(t, testing.AllocsPerRun(100, message))
+			assert.Zero(t, e.Stats().LostEnds)
+			require.NoError(t, peer.Close())
+			<-s.ended
+			e.Detach(h)
+			<-s.detached
+			assert.NoError(t, syscall.Close(fd))
+		})
+	}
 }
