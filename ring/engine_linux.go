@@ -1042,6 +1042,9 @@ const quietCheckEvery = 250 * time.Millisecond
 // looked at in the next iterations.
 const maxQuietPeeks = 256
 
+// maxQuietKept is the largest quiet list an emptied one keeps room for.
+const maxQuietKept = 1024
+
 // quietEvery and quietPeeks are quietCheckEvery and maxQuietPeeks, changed
 // by tests only (setQuietLooks).
 var quietEvery, quietPeeks atomic.Int64
@@ -1115,6 +1118,9 @@ func (e *Engine) checkQuiet(all bool) {
 	}
 	clear(e.quiet[len(kept):])
 	e.quiet = kept
+	if len(kept) == 0 && cap(kept) > maxQuietKept {
+		e.quiet = nil // an idle engine does not keep a burst's list (8 bytes a connection)
+	}
 	switch {
 	case more:
 		e.quietAt = time.Now() // the rest at the next iteration

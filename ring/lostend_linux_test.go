@@ -260,3 +260,84 @@ func TestQuietLooksAllocateNothing(t *testing.T) {
 		})
 	}
 }
+
+// An idle engine does not keep the room its quiet list took in a burst of
+// many connections (8 bytes each): once every one was looked at, the list
+// goes.
+func TestQuietListIsDroppedWhenIdle(t *testing.T) {
+	const n = 2 * maxQuietKept
+	noLeaks(t)
+	// Plain receives: a bundle, capped, that takes every published block
+	// ends its multishot (the kernel finds the buffer ring empty), and an
+	// ended receive is armed again, not listed.
+	noBundles.Store(true)
+	defer noBundles.Store(false)
+	a, err := arena.New(arena.Config{Blocks: 256, BlockSize: 4096})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, a.Close()) }()
+	var e *Engine
+	room := make(chan int, 1000)
+	e, err = NewEngine(EngineConfig{Arena: a, IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() {
+		select {
+		case room <- cap(e.quiet): // on the loop
+		default:
+		}
+	}})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, e.Close()) }()
+	type conn struct {
+		fd   int
+		peer *os.File
+		s    *countSink
+		h    *EngineConn
+	}
+	conns := make([]conn, n)
+	for i := range conns {
+		c := &conns[i]
+		c.fd, c.peer = testPair(t)
+		c.s = &countSink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
+		c.h, err = e.Attach(c.fd, c.s)
+		require.NoError(t, err)
+	}
+	for i := range conns {
+		_, err = conns[i].peer.Write([]byte{1})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return e.Stats().Receives >= n }, 10*time.Second, time.Millisecond)
+	// The first idle trim after that looks at 256 of them, the next
+	// iterations at the rest.
+	longest := 0
+	deadline := time.After(5 * time.Second)
+	for longest <= maxQuietKept {
+		select {
+		case got := <-room:
+			longest = max(longest, got)
+		case <-deadline:
+			assert.Fail(t, "no idle trim with the list long")
+		}
+		if t.Failed() {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the looks at the rest
+	for len(room) > 0 {
+		<-room
+	}
+	// One more message, and its idle trim: the list holds one connection.
+	_, err = conns[0].peer.Write([]byte{1})
+	require.NoError(t, err)
+	select {
+	case got := <-room:
+		assert.LessOrEqual(t, got, maxQuietKept, "the room of the long list is kept")
+	case <-time.After(5 * time.Second):
+		assert.Fail(t, "no idle trim")
+	}
+	for i := range conns {
+		c := &conns[i]
+		assert.NoError(t, c.peer.Close())
+		<-c.s.ended
+		e.Detach(c.h)
+		<-c.s.detached
+		assert.NoError(t, syscall.Close(c.fd))
+	}
+}
