@@ -89,6 +89,7 @@ type Engine struct {
 	quietAt      time.Time        // when the loop next looks at them (checkQuiet)
 	ends         map[*econn]error // ends checkQuiet found, delivered at the cancelled receive's last completion
 	idleFor      time.Duration    // waited with nothing to do since the last work, toward the idle trim
+	quietMore    bool             // the last look ran out of peeks: the next one goes on with the overdue
 	starved      []*econn
 	starvedSpare []*econn
 	inRing       int       // blocks published to the kernel and not yet handed out
@@ -180,7 +181,7 @@ type econn struct {
 	capped   bool  // the receive armed last was capped (armCap)
 	noCap    bool  // the kernel refused a capped receive on this socket: arm it uncapped
 	detach   bool  // Detach was processed: finish once the receive is gone
-	lists    uint8 // inReady, inQuiet, recent
+	lists    uint8 // inReady, inQuiet, recent, overdue
 	dry      uint8 // receives in a row that ended with ENOBUFS (serveStarved)
 	detachRq atomic.Bool
 	sink     Sink
@@ -1095,6 +1096,10 @@ func (e *Engine) checkQuiet(all bool) {
 	if e.fatal != nil {
 		return // failStop ends every connection
 	}
+	// A look that goes on from the last one (more were due than its
+	// peeks) looks only at those that look left overdue: the others had
+	// their recent mark cleared a moment ago, not a quietEvery ago.
+	goingOn := e.quietMore && !all
 	peeks := quietPeeks.Load()
 	more := false // due, beyond this look's peeks
 	kept := e.quiet[:0]
@@ -1102,22 +1107,25 @@ func (e *Engine) checkQuiet(all bool) {
 		switch {
 		case c.state != cArmed || !c.armed || c.cancel || c.detach:
 			// Not waiting on its socket: listed again after its next data.
-			c.lists &^= inQuiet | recent
+			c.lists &^= inQuiet | recent | overdue
+		case goingOn && c.lists&overdue == 0:
+			kept = append(kept, c)
 		case !all && c.lists&recent != 0:
-			c.lists &^= recent
+			c.lists &^= recent | overdue
 			kept = append(kept, c)
 		case peeks == 0:
-			c.lists &^= recent
+			c.lists = c.lists&^recent | overdue
 			kept = append(kept, c)
 			more = true
 		default:
 			peeks--
-			c.lists &^= inQuiet | recent
+			c.lists &^= inQuiet | recent | overdue
 			e.lookForEnd(c)
 		}
 	}
 	clear(e.quiet[len(kept):])
 	e.quiet = kept
+	e.quietMore = more
 	if len(kept) == 0 && cap(kept) > maxQuietKept {
 		e.quiet = nil // an idle engine does not keep a burst's list (8 bytes a connection)
 	}
@@ -1220,6 +1228,7 @@ const (
 	inReady uint8 = 1 << iota // in e.ready: Flush due
 	inQuiet                   // in e.quiet (checkQuiet)
 	recent                    // received since checkQuiet last kept it
+	overdue                   // due at a look that ran out of peeks: the next look goes on with it
 )
 
 func (e *Engine) markReady(c *econn) {
