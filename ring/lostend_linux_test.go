@@ -19,6 +19,20 @@ import (
 	"github.com/zcio/zcio/arena"
 )
 
+// newTestEngine starts an engine over an arena of blocks 4 KiB blocks, both
+// closed when the test ends (Close checked).
+func newTestEngine(t *testing.T, blocks int, cfg EngineConfig) (*Engine, *arena.Arena) {
+	t.Helper()
+	a, err := arena.New(arena.Config{Blocks: blocks, BlockSize: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, a.Close()) })
+	cfg.Arena = a
+	e, err := NewEngine(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, e.Close()) })
+	return e, a
+}
+
 // lostEnd is a connection whose end of stream (or reset) the kernel did not
 // report: its receive, armed on a decoy socket (armOnDecoy), posted msg and
 // waits for good, while the end waits on the connection's own socket, as
@@ -106,12 +120,7 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
 			setQuietLooks(t, tc.every, maxQuietPeeks)
-			a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-			require.NoError(t, err)
-			defer func() { assert.NoError(t, a.Close()) }()
-			e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: tc.idleTrim})
-			require.NoError(t, err)
-			defer func() { assert.NoError(t, e.Close()) }()
+			e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: tc.idleTrim})
 
 			if tc.busy {
 				bfd, bpeer := testPair(t)
@@ -155,13 +164,8 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 func TestQuietLooksAreBoundedAndGoOn(t *testing.T) {
 	noLeaks(t)
 	setQuietLooks(t, time.Hour, 1)
-	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
 	var trims atomic.Int32
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() { trims.Add(1) }})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() { trims.Add(1) }})
 	var ls []*lostEnd
 	for i := range 3 {
 		ls = append(ls, newLostEnd(t, e, a, false, bytes.Repeat([]byte{byte('a' + i)}, 1000+i)))
@@ -186,12 +190,7 @@ func TestQuietLooksAreBoundedAndGoOn(t *testing.T) {
 func TestQuietCheckLeavesOpenConnectionsAlone(t *testing.T) {
 	noLeaks(t)
 	setQuietLooks(t, 20*time.Millisecond, maxQuietPeeks)
-	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: 10 * time.Millisecond})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: 10 * time.Millisecond})
 	fd, peer := testPair(t)
 	s := &countSink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
 	h, err := e.Attach(fd, s)
@@ -233,12 +232,7 @@ func TestQuietLooksAllocateNothing(t *testing.T) {
 	}{{"timed looks", -1, 0}, {"idle trim looks", time.Millisecond, 3 * time.Millisecond}} {
 		t.Run(tc.name, func(t *testing.T) {
 			setQuietLooks(t, time.Millisecond, maxQuietPeeks)
-			a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-			require.NoError(t, err)
-			defer func() { assert.NoError(t, a.Close()) }()
-			e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: tc.idleTrim})
-			require.NoError(t, err)
-			defer func() { assert.NoError(t, e.Close()) }()
+			e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: tc.idleTrim})
 			fd, peer := testPair(t)
 			s := &countSink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
 			h, err := e.Attach(fd, s)
@@ -285,19 +279,16 @@ func TestQuietListIsDroppedWhenIdle(t *testing.T) {
 	// ended receive is armed again, not listed.
 	noBundles.Store(true)
 	defer noBundles.Store(false)
-	a, err := arena.New(arena.Config{Blocks: 256, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
 	var e *Engine
 	room := make(chan int, 1000)
-	e, err = NewEngine(EngineConfig{Arena: a, IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() {
+	var a *arena.Arena
+	e, a = newTestEngine(t, 256, EngineConfig{IdleTrim: 20 * time.Millisecond, OnIdleTrim: func() {
 		select {
 		case room <- cap(e.quiet): // on the loop
 		default:
 		}
 	}})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	var err error
 	type conn struct {
 		fd   int
 		peer *os.File
@@ -364,12 +355,7 @@ func TestContinuedLooksLeaveBusyConnectionsAlone(t *testing.T) {
 	const every = 500 * time.Millisecond
 	setQuietLooks(t, every, 1)
 	defer SetNoBundles()() // a bundle taking every published block ends its multishot: not listed
-	a, err := arena.New(arena.Config{Blocks: 256, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: -1})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	e, a := newTestEngine(t, 256, EngineConfig{IdleTrim: -1})
 
 	// Three open connections that receive once and stay quiet: the looks
 	// find three due, more than their one peek.
@@ -444,19 +430,14 @@ func TestContinuedLooksLeaveBusyConnectionsAlone(t *testing.T) {
 // cut its wait (idleFor), not at the first cut.
 func TestIdleTrimIsNotHastenedByLooks(t *testing.T) {
 	setQuietLooks(t, 40*time.Millisecond, maxQuietPeeks)
-	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
 	trims := make(chan time.Time, 16)
 	const idleTrim = 400 * time.Millisecond
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: idleTrim, OnIdleTrim: func() {
+	e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: idleTrim, OnIdleTrim: func() {
 		select {
 		case trims <- time.Now():
 		default:
 		}
 	}})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
 	fd, peer := testPair(t)
 	var last atomic.Int64 // when the loop last delivered bytes
 	s := &countSink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
@@ -512,12 +493,7 @@ func (s endOrder) End(err error) {
 func TestLooksPeekAtMostQuietPeeks(t *testing.T) {
 	noLeaks(t)
 	setQuietLooks(t, time.Hour, 1)
-	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: 20 * time.Millisecond})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: 20 * time.Millisecond})
 	var seen []int
 	var ls []*lostEnd
 	for i := range 4 {
@@ -539,12 +515,7 @@ func TestLostEndComesAfterBytesStillInTheCQ(t *testing.T) {
 	noLeaks(t)
 	const every = 300 * time.Millisecond
 	setQuietLooks(t, every, maxQuietPeeks)
-	a, err := arena.New(arena.Config{Blocks: 64, BlockSize: 4096})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, a.Close()) }()
-	e, err := NewEngine(EngineConfig{Arena: a, IdleTrim: -1, Entries: 4})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, e.Close()) }()
+	e, a := newTestEngine(t, 64, EngineConfig{IdleTrim: -1, Entries: 4})
 
 	gfd, gpeer := testPair(t)
 	g := &gateSink{a: a, entered: make(chan struct{}), gate: make(chan struct{}), detached: make(chan struct{})}
