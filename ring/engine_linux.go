@@ -1222,8 +1222,8 @@ func (e *Engine) nextBlock(id uint16) uint16 {
 	return next
 }
 
-// The lists of the loop an econn is in (econn.lists), and whether it
-// received since the last look at the quiet list.
+// The lists of the loop an econn is in, and its marks for the looks at the
+// quiet list (econn.lists).
 const (
 	inReady uint8 = 1 << iota // in e.ready: Flush due
 	inQuiet                   // in e.quiet (checkQuiet)
