@@ -5,6 +5,7 @@ package ring
 import (
 	"bytes"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	linux "golang.org/x/sys/unix"
 
 	"github.com/zcio/zcio/arena"
 )
@@ -53,15 +55,24 @@ func newLostEnd(t *testing.T, e *Engine, a *arena.Arena, reset bool, msg []byte)
 
 // newLostEndWith is newLostEnd with the sink wrapped.
 func newLostEndWith(t *testing.T, e *Engine, a *arena.Arena, reset bool, msg []byte, wrap func(*copySink) Sink) *lostEnd {
+	return newLostEndOn(t, e, a, testPair, reset, msg, wrap)
+}
+
+// newLostEndOn is newLostEndWith on the connections pair makes.
+func newLostEndOn(t *testing.T, e *Engine, a *arena.Arena, pair func(*testing.T) (int, *os.File), reset bool, msg []byte, wrap func(*copySink) Sink) *lostEnd {
 	t.Helper()
 	l := &lostEnd{msg: msg}
-	l.decoy, l.dpeer = testPair(t)
-	fd, peer := testPair(t)
+	l.decoy, l.dpeer = pair(t)
+	fd, peer := pair(t)
 	l.fd = fd
 	if reset {
 		// Unread bytes in the peer's socket when it closes: a reset.
 		_, err := syscall.Write(fd, []byte("unread"))
 		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			n, err := linux.IoctlGetInt(int(peer.Fd()), linux.SIOCINQ)
+			return err == nil && n == len("unread")
+		}, 5*time.Second, time.Millisecond, "the bytes reached the peer")
 	}
 	require.NoError(t, peer.Close())
 	l.s = &copySink{a: a, ended: make(chan struct{}), detached: make(chan struct{})}
@@ -74,6 +85,31 @@ func newLostEndWith(t *testing.T, e *Engine, a *arena.Arena, reset bool, msg []b
 	_, err = l.dpeer.Write(msg)
 	require.NoError(t, err)
 	return l
+}
+
+// tcpFilePair is testPair over loopback TCP: the server side as a
+// non-blocking fd for the engine and the client side as a file, neither
+// closed at cleanup.
+func tcpFilePair(t *testing.T) (int, *os.File) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	srv, err := ln.Accept()
+	require.NoError(t, err)
+	defer srv.Close()
+	sf, err := srv.(*net.TCPConn).File() // dups, which outlive the conns
+	require.NoError(t, err)
+	cf, err := client.(*net.TCPConn).File()
+	require.NoError(t, err)
+	fd, err := syscall.Dup(int(sf.Fd()))
+	require.NoError(t, err)
+	require.NoError(t, sf.Close())
+	require.NoError(t, syscall.SetNonblock(fd, true))
+	return fd, cf
 }
 
 // check waits for the end and checks it came after every byte.
@@ -108,6 +144,7 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 		every    time.Duration // how often the loop looks (quietEvery)
 		busy     bool          // another connection receives throughout: the loop is never idle
 		reset    bool          // the peer resets the connection instead of closing it cleanly
+		tcp      bool          // loopback TCP instead of AF_UNIX
 		want     error
 	}{
 		{name: "looked at the idle trim", idleTrim: 20 * time.Millisecond, every: time.Hour, want: io.EOF},
@@ -116,6 +153,8 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 		{name: "busy engine", idleTrim: -1, every: 50 * time.Millisecond, busy: true, want: io.EOF},
 		{name: "reset, looked at the idle trim", idleTrim: 20 * time.Millisecond, every: time.Hour, reset: true, want: syscall.ECONNRESET},
 		{name: "reset on a busy engine", idleTrim: -1, every: 50 * time.Millisecond, busy: true, reset: true, want: syscall.ECONNRESET},
+		{name: "TCP", idleTrim: 20 * time.Millisecond, every: time.Hour, tcp: true, want: io.EOF},
+		{name: "TCP reset", idleTrim: 20 * time.Millisecond, every: time.Hour, tcp: true, reset: true, want: syscall.ECONNRESET},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
@@ -151,7 +190,12 @@ func TestEngineEndsAStreamWhoseEndTheKernelMissed(t *testing.T) {
 				}()
 			}
 
-			l := newLostEnd(t, e, a, tc.reset, bytes.Repeat([]byte("0123456789abcdef"), 200))
+			pair := testPair
+			if tc.tcp {
+				pair = tcpFilePair
+			}
+			l := newLostEndOn(t, e, a, pair, tc.reset, bytes.Repeat([]byte("0123456789abcdef"), 200),
+				func(s *copySink) Sink { return s })
 			l.check(t, e, tc.want)
 			assert.Equal(t, 1, e.Stats().LostEnds)
 		})
