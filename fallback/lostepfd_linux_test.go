@@ -234,12 +234,7 @@ func TestIdleEngineNoticesItsLostEpollFD(t *testing.T) {
 		assert.ErrorIs(t, err, ErrEngineFailed, "attach %d", i)
 	}
 	assert.ErrorIs(t, e.Err(), ErrEngineFailed)
-	select {
-	case <-e.Done():
-	case <-time.After(5 * time.Second):
-		assert.Fail(t, "the loop did not stop")
-	}
-	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+	stopsFailed(t, e, 5*time.Second, "the loop did not stop")
 	assert.Zero(t, a.InUse())
 }
 
@@ -467,12 +462,7 @@ func TestLongWaitsAreCheckedFirst(t *testing.T) {
 	seam.CloseEpollFD(e)
 	theirEpoll(t, old)
 	nextTrim(t, trims) // next: a 5 s deep-trim wait, on their instance without the check
-	select {
-	case <-e.Done():
-	case <-time.After(2 * time.Second):
-		assert.Fail(t, "the loop went to sleep on another epoll instance")
-	}
-	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+	stopsFailed(t, e, 2*time.Second, "the loop went to sleep on another epoll instance")
 }
 
 // The stray close hit the eventfd, whose number a pipe took: Attach's check
@@ -509,12 +499,7 @@ func TestLongWaitsAreCutIntoSeconds(t *testing.T) {
 	pipeOnEventfd(t, e)
 	_, err := e.Attach(pairFD(t), plain(newOrderSink(a)))
 	require.ErrorIs(t, err, ErrEngineFailed)
-	select {
-	case <-e.Done():
-	case <-time.After(4 * time.Second):
-		assert.Fail(t, "the loop slept on through its deep-trim wait")
-	}
-	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+	stopsFailed(t, e, 4*time.Second, "the loop slept on through its deep-trim wait")
 }
 
 // The trim waits keep their length when cut into seconds: the idle trim
@@ -557,12 +542,19 @@ func TestAliasedForeignEventsAreChecked(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, syscall.EpollCtl(theirs, syscall.EPOLL_CTL_ADD, p[0], &ev))
 			e.Resume(h) // wakes the loop through its old instance; then it polls theirs
-			select {
-			case <-e.Done():
-			case <-time.After(3 * time.Second):
-				assert.Fail(t, "the loop spins on another instance's events")
-			}
-			assert.ErrorIs(t, e.Close(), ErrEngineFailed)
+			stopsFailed(t, e, 3*time.Second, "the loop spins on another instance's events")
 		})
 	}
+}
+
+// stopsFailed checks that e's loop stops within d (why: what it does
+// instead) and that Close then reports the failure.
+func stopsFailed(t *testing.T, e *Engine, d time.Duration, why string) {
+	t.Helper()
+	select {
+	case <-e.Done():
+	case <-time.After(d):
+		assert.Fail(t, why)
+	}
+	assert.ErrorIs(t, e.Close(), ErrEngineFailed)
 }
